@@ -1,0 +1,13 @@
+import * as bg from '@prisma/schema-engine-wasm/schema_engine_bg';
+import { PrismaPGlite } from 'pglite-prisma-adapter';
+import { PGlite } from '@electric-sql/pglite';
+import { bindMigrationAwareSqlAdapterFactory } from '@prisma/driver-adapter-utils';
+import fs from 'node:fs';
+const mod = new WebAssembly.Module(fs.readFileSync(new URL('node_modules/@prisma/schema-engine-wasm/schema_engine_bg.wasm', import.meta.url)));
+const inst = new WebAssembly.Instance(mod, { './schema_engine_bg.js': bg });
+bg.__wbg_set_wasm(inst.exports); inst.exports.__wbindgen_start();
+const content = fs.readFileSync('prisma/schema.prisma','utf8');
+const factory = bindMigrationAwareSqlAdapterFactory(new PrismaPGlite(new PGlite()));
+const eng = await bg.SchemaEngine.new({ datamodels: [['schema.prisma', content]] }, () => {}, factory);
+const r = await eng.diff({ from: { tag: 'empty' }, to: { tag: 'schemaDatamodel', files: [{ path: 'schema.prisma', content }] }, script: true, exitCode: null, filters: { externalTables: [], externalEnums: [] } });
+process.stdout.write(r.stdout);

@@ -1,0 +1,20 @@
+/** One audited fact: who did what to whom, from where, with what outcome. Never a secret. */
+export interface AuditEvent {
+  type: AuditEventType;
+  actor?: string | undefined;
+  subject?: string | undefined;
+  outcome: 'success' | 'failure';
+  ip?: string | undefined;
+  details?: Record<string, unknown>;
+  at?: Date;
+}
+
+export type AuditEventType =
+  | 'admin.change'
+  | 'client.bootstrap'
+  | 'login.success'
+  | 'login.failure'
+  | 'login.locked'
+  | 'token.issued'
+  | 'token.revoked'
+  | 'key.transition';

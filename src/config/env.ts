@@ -1,0 +1,103 @@
+import { z } from 'zod';
+import { DURATION_FORM, parseDuration } from './duration.ts';
+
+/** Thrown when the environment does not describe a valid configuration; `message` is one line. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+const duration = z.string().transform((text, ctx) => {
+  const ms = parseDuration(text);
+  if (ms === undefined) {
+    ctx.addIssue({ code: 'custom', message: `expected ${DURATION_FORM}, got "${text}"` });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+const boolean = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
+
+const postgresUrl = z.string().refine((text) => {
+  try {
+    const url = new URL(text);
+    return (url.protocol === 'postgres:' || url.protocol === 'postgresql:') && url.hostname !== '';
+  } catch {
+    return false;
+  }
+}, 'expected postgres://user:password@host:5432/database');
+
+const kek = z.string().refine((text) => /^[A-Za-z0-9+/]{43}=$/.test(text) && Buffer.from(text, 'base64').length === 32,
+  'expected 32 random bytes in base64 (44 characters), e.g. from `openssl rand -base64 32`');
+
+const httpUrl = z.string().refine((text) => {
+  try {
+    const url = new URL(text);
+    return (url.protocol === 'http:' || url.protocol === 'https:') && !url.search && !url.hash;
+  } catch {
+    return false;
+  }
+}, 'expected an absolute http(s) URL without query or fragment, e.g. https://id.example.com');
+
+const schema = z.object({
+  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  ISSUER: httpUrl.optional(),
+  DATABASE_URL: postgresUrl.optional(),
+  KEYWARD_DATA_DIR: z.string().min(1).default('./data'),
+  KEYWARD_KEK: kek.optional(),
+  KEYWARD_KEK_FILE: z.string().min(1).default('./keys/kek'),
+  KEYWARD_AUTO_MIGRATE: boolean.default(true),
+  KEYWARD_BOOTSTRAP_ADMIN_CLIENT_ID: z.string().regex(/^[A-Za-z0-9._~-]{3,128}$/, 'expected 3-128 characters of A-Z a-z 0-9 . _ ~ -').optional(),
+  KEYWARD_BOOTSTRAP_ADMIN_CLIENT_SECRET: z.string().min(32, 'expected at least 32 characters').max(512).optional(),
+  KEYWARD_KEY_ROTATION_INTERVAL: duration.default(30 * 86_400_000),
+  KEYWARD_AUDIT_RETENTION: duration.default(90 * 86_400_000),
+  KEYWARD_SHUTDOWN_TIMEOUT: duration.default(10_000),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export interface Config {
+  port: number;
+  host: string;
+  issuer: string;
+  /** Set: PostgreSQL. Unset: embedded PGlite under `dataDir`. */
+  databaseUrl: string | undefined;
+  dataDir: string;
+  kek: Buffer | undefined;
+  kekFile: string;
+  autoMigrate: boolean;
+  bootstrapAdmin: { clientId: string | undefined; clientSecret: string | undefined };
+  keyRotationIntervalMs: number;
+  auditRetentionMs: number;
+  shutdownTimeoutMs: number;
+  logLevel: z.infer<typeof schema>['LOG_LEVEL'];
+}
+
+/** Parses the environment once; the first invalid variable is reported by name. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = schema.safeParse(present);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const variable = String(issue.path[0] ?? 'environment');
+    throw new ConfigError(`invalid ${variable}: ${issue.message}`);
+  }
+  const e = parsed.data;
+  if ((e.KEYWARD_BOOTSTRAP_ADMIN_CLIENT_ID === undefined) !== (e.KEYWARD_BOOTSTRAP_ADMIN_CLIENT_SECRET === undefined)) {
+    throw new ConfigError('invalid KEYWARD_BOOTSTRAP_ADMIN_CLIENT_SECRET: set both KEYWARD_BOOTSTRAP_ADMIN_CLIENT_ID and KEYWARD_BOOTSTRAP_ADMIN_CLIENT_SECRET, or neither');
+  }
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    issuer: (e.ISSUER ?? `http://localhost:${e.PORT}`).replace(/\/$/, ''),
+    databaseUrl: e.DATABASE_URL,
+    dataDir: e.KEYWARD_DATA_DIR,
+    kek: e.KEYWARD_KEK === undefined ? undefined : Buffer.from(e.KEYWARD_KEK, 'base64'),
+    kekFile: e.KEYWARD_KEK_FILE,
+    autoMigrate: e.KEYWARD_AUTO_MIGRATE,
+    bootstrapAdmin: { clientId: e.KEYWARD_BOOTSTRAP_ADMIN_CLIENT_ID, clientSecret: e.KEYWARD_BOOTSTRAP_ADMIN_CLIENT_SECRET },
+    keyRotationIntervalMs: e.KEYWARD_KEY_ROTATION_INTERVAL,
+    auditRetentionMs: e.KEYWARD_AUDIT_RETENTION,
+    shutdownTimeoutMs: e.KEYWARD_SHUTDOWN_TIMEOUT,
+    logLevel: e.LOG_LEVEL,
+  };
+}

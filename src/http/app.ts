@@ -1,0 +1,44 @@
+import type Router from '@koa/router';
+import Koa from 'koa';
+import type { Logger } from '../log/logger.ts';
+import type { ProviderHolder } from '../oidc/holder.ts';
+import type { Metrics } from './metrics.ts';
+import { routeOf } from './routes.ts';
+
+export interface HttpDeps {
+  logger: Logger;
+  metrics: Metrics;
+  provider: ProviderHolder;
+  /** Keyward's own routes (health, admin, interaction), tried before oidc-provider. */
+  routers: Router[];
+}
+
+/** The koa app: Keyward's routes first, then everything else goes to oidc-provider. */
+export function createHttpApp(deps: HttpDeps): Koa {
+  const app = new Koa({ proxy: true });
+  app.silent = true;
+  app.on('error', (error: Error) => deps.logger.error({ err: { message: error.message, name: error.name } }, 'http error'));
+
+  app.use(deps.metrics.middleware(routeOf));
+  app.use(async (ctx, next) => {
+    try {
+      await next();
+    } catch (error) {
+      // Last line of defence: a bug must answer 500, not crash or leak a stack trace.
+      deps.logger.error({ err: { message: (error as Error).message, stack: (error as Error).stack }, path: ctx.path }, 'unhandled error');
+      ctx.status = 500;
+      ctx.type = 'application/problem+json';
+      ctx.body = { type: 'about:blank', title: 'Internal Server Error', status: 500 };
+    }
+  });
+  for (const router of deps.routers) {
+    app.use(router.routes());
+    app.use(router.allowedMethods());
+  }
+  app.use(async (ctx) => {
+    // oidc-provider is a koa app of its own; hand it the raw request.
+    ctx.respond = false;
+    await deps.provider.handler(ctx.req, ctx.res);
+  });
+  return app;
+}

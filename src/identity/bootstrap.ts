@@ -1,0 +1,57 @@
+import type { ClientService } from './clients.ts';
+import type { ResourceService } from './resources.ts';
+import type { RoleService } from './roles.ts';
+
+export const ADMIN_ROLE = 'admin';
+export const ADMIN_READ_ROLE = 'admin:read';
+
+export function adminAudience(issuer: string): string {
+  return `${issuer}/admin`;
+}
+
+export interface BootstrapResult {
+  clientId: string;
+  /** Set only when the secret was generated here and must be shown once. */
+  generatedSecret?: string;
+  created: boolean;
+}
+
+/**
+ * Seeds what the admin API needs: the admin roles, the admin API as a resource server, and
+ * (when none exists) an admin client. With an id and secret from the environment this is
+ * idempotent on every start and the environment's secret wins.
+ */
+export async function bootstrapAdmin(
+  deps: { clients: ClientService; roles: RoleService; resources: ResourceService; prisma: import('../store/store.ts').PrismaClient },
+  issuer: string,
+  fromEnv: { clientId: string | undefined; clientSecret: string | undefined },
+): Promise<BootstrapResult | undefined> {
+  await deps.roles.ensure({ name: ADMIN_ROLE, description: 'Full access to the admin API' });
+  await deps.roles.ensure({ name: ADMIN_READ_ROLE, description: 'Read-only access to the admin API' });
+  await deps.resources.ensure({ identifier: adminAudience(issuer), name: 'Keyward admin API', access_token_ttl: 300 });
+
+  const input = {
+    client_name: 'Bootstrap admin',
+    grant_types: ['client_credentials' as const],
+    token_endpoint_auth_method: 'client_secret_basic' as const,
+    roles: [ADMIN_ROLE],
+    default_resource: adminAudience(issuer),
+    first_party: true,
+  };
+
+  if (fromEnv.clientId && fromEnv.clientSecret) {
+    if (!(await deps.clients.exists(fromEnv.clientId))) {
+      await deps.clients.create({ ...input, client_id: fromEnv.clientId, client_secret: fromEnv.clientSecret });
+      return { clientId: fromEnv.clientId, created: true };
+    }
+    if (!(await deps.clients.verifySecret(fromEnv.clientId, fromEnv.clientSecret))) {
+      await deps.clients.setSecret(fromEnv.clientId, fromEnv.clientSecret);
+    }
+    return { clientId: fromEnv.clientId, created: false };
+  }
+
+  const existing = await deps.prisma.clientRole.count({ where: { roleName: ADMIN_ROLE } });
+  if (existing > 0) return undefined;
+  const { client, client_secret } = await deps.clients.create(input);
+  return { clientId: client.client_id, created: true, ...(client_secret ? { generatedSecret: client_secret } : {}) };
+}

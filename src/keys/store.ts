@@ -1,0 +1,111 @@
+import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
+import type { PrismaClient } from '../store/store.ts';
+import { seal, unseal } from './crypto.ts';
+
+/** Signing algorithms Keyward can hold keys for. `none` and HS* are never offered. */
+export const SIGNING_ALGS = ['ES256', 'RS256', 'EdDSA'] as const;
+export type SigningAlg = (typeof SIGNING_ALGS)[number];
+
+export const KEY_STATES = ['staged', 'active', 'retiring', 'retired'] as const;
+export type KeyState = (typeof KEY_STATES)[number];
+
+/** A key row as the rest of Keyward sees it; the private part only when asked for. */
+export interface SigningKeyRecord {
+  kid: string;
+  alg: SigningAlg;
+  use: 'sig';
+  state: KeyState;
+  publicJwk: JWK;
+  createdAt: Date;
+  activatedAt: Date | null;
+  retiringAt: Date | null;
+  retiredAt: Date | null;
+}
+
+export interface PrivateSigningKey extends SigningKeyRecord {
+  privateJwk: JWK;
+}
+
+type Row = Awaited<ReturnType<PrismaClient['signingKey']['findMany']>>[number];
+
+function toRecord(row: Row): SigningKeyRecord {
+  return {
+    kid: row.kid,
+    alg: row.alg as SigningAlg,
+    use: 'sig',
+    state: row.state as KeyState,
+    publicJwk: row.publicJwk as JWK,
+    createdAt: row.createdAt,
+    activatedAt: row.activatedAt,
+    retiringAt: row.retiringAt,
+    retiredAt: row.retiredAt,
+  };
+}
+
+/**
+ * Persistence of signing keys with the private JWK encrypted at rest (AES-256-GCM under the
+ * KEK, the kid bound as AAD). Knows nothing of schedules: see lifecycle.ts.
+ */
+export class KeyStore {
+  constructor(
+    private readonly prisma: PrismaClient,
+    private readonly kek: Buffer,
+  ) {}
+
+  async list(): Promise<SigningKeyRecord[]> {
+    const rows = await this.prisma.signingKey.findMany({ orderBy: [{ createdAt: 'asc' }, { kid: 'asc' }] });
+    return rows.map(toRecord);
+  }
+
+  /** Keys whose private part is still held (staged, active, retiring), decrypted. */
+  async loadUsable(): Promise<PrivateSigningKey[]> {
+    const rows = await this.prisma.signingKey.findMany({
+      where: { state: { in: ['staged', 'active', 'retiring'] } },
+      orderBy: [{ createdAt: 'asc' }, { kid: 'asc' }],
+    });
+    return rows.map((row) => {
+      if (row.encryptedJwk === null) throw new Error(`signing key ${row.kid} is ${row.state} but has no private part`);
+      return { ...toRecord(row), privateJwk: JSON.parse(unseal(this.kek, row.encryptedJwk, row.kid)) as JWK };
+    });
+  }
+
+  /** Generates a key pair and stores it in `state`; returns the public record. */
+  async create(alg: SigningAlg, state: KeyState, now: Date): Promise<SigningKeyRecord> {
+    const { publicKey, privateKey } = await generateKeyPair(alg, {
+      extractable: true,
+      ...(alg === 'RS256' ? { modulusLength: 2048 } : {}),
+      ...(alg === 'EdDSA' ? { crv: 'Ed25519' } : {}),
+    });
+    const publicJwk = await exportJWK(publicKey);
+    const kid = await calculateJwkThumbprint(publicJwk);
+    const pub: JWK = { ...publicJwk, kid, alg, use: 'sig' };
+    const priv: JWK = { ...(await exportJWK(privateKey)), kid, alg, use: 'sig' };
+    const row = await this.prisma.signingKey.create({
+      data: {
+        kid,
+        alg,
+        use: 'sig',
+        state,
+        publicJwk: pub as object,
+        encryptedJwk: seal(this.kek, JSON.stringify(priv), kid),
+        createdAt: now,
+        activatedAt: state === 'active' ? now : null,
+      },
+    });
+    return toRecord(row);
+  }
+
+  /** Moves a key to `state`, stamping the transition; retiring a key deletes its private part. */
+  async transition(kid: string, state: KeyState, at: Date): Promise<SigningKeyRecord> {
+    const row = await this.prisma.signingKey.update({
+      where: { kid },
+      data: {
+        state,
+        ...(state === 'active' ? { activatedAt: at } : {}),
+        ...(state === 'retiring' ? { retiringAt: at } : {}),
+        ...(state === 'retired' ? { retiredAt: at, encryptedJwk: null } : {}),
+      },
+    });
+    return toRecord(row);
+  }
+}

@@ -1,0 +1,51 @@
+import { ConfigError, loadConfig } from './config/env.ts';
+import { createKeyward } from './app.ts';
+import { createLogger } from './log/logger.ts';
+
+async function main(): Promise<void> {
+  const started = performance.now();
+  let config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`keyward: ${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
+  const logger = createLogger(config.logLevel);
+  const keyward = await createKeyward(config, { logger });
+  const { port } = await keyward.listen();
+  const { bootstrap } = keyward;
+  if (bootstrap?.generatedSecret) {
+    // Shown once, on the terminal only: never through the logger.
+    process.stdout.write(
+      `\nBootstrap admin client created. Store this secret now; it is not shown again.\n`
+      + `  client_id:     ${bootstrap.clientId}\n  client_secret: ${bootstrap.generatedSecret}\n\n`,
+    );
+  }
+  logger.info({ issuer: config.issuer, port, store: keyward.store.kind, startupMs: Math.round(performance.now() - started) }, 'keyward listening');
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    const deadline = setTimeout(() => {
+      logger.error('shutdown timed out');
+      process.exit(1);
+    }, config.shutdownTimeoutMs + 2000);
+    deadline.unref();
+    await keyward.close();
+    logger.info('stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+main().catch((error: Error) => {
+  process.stderr.write(`keyward: failed to start: ${error.message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,75 @@
+import type { Adapter, AdapterPayload } from 'oidc-provider';
+import type { PrismaClient } from '../store/store.ts';
+
+/**
+ * oidc-provider's storage contract on Prisma: every model (Session, Grant, AuthorizationCode,
+ * RefreshToken, Interaction, ...) is a row of `oidc_artifacts` keyed by (model, id). Expired
+ * rows are invisible on read and deleted in the background by `purgeExpiredArtifacts`.
+ */
+export class PrismaAdapter implements Adapter {
+  constructor(
+    private readonly prisma: PrismaClient,
+    private readonly model: string,
+    private readonly now: () => Date,
+  ) {}
+
+  async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
+    const expiresAt = expiresIn ? new Date(this.now().getTime() + expiresIn * 1000) : null;
+    const data = {
+      payload: payload as object,
+      grantId: payload.grantId ?? null,
+      userCode: payload.userCode ?? null,
+      uid: payload.uid ?? null,
+      expiresAt,
+      consumedAt: payload.consumed ? new Date(Number(payload.consumed) * 1000) : null,
+    };
+    await this.prisma.oidcArtifact.upsert({
+      where: { model_id: { model: this.model, id } },
+      create: { model: this.model, id, ...data },
+      update: data,
+    });
+  }
+
+  async find(id: string): Promise<AdapterPayload | undefined> {
+    return this.live(await this.prisma.oidcArtifact.findUnique({ where: { model_id: { model: this.model, id } } }));
+  }
+
+  async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
+    return this.live(await this.prisma.oidcArtifact.findFirst({ where: { model: this.model, userCode } }));
+  }
+
+  async findByUid(uid: string): Promise<AdapterPayload | undefined> {
+    return this.live(await this.prisma.oidcArtifact.findFirst({ where: { model: this.model, uid } }));
+  }
+
+  async consume(id: string): Promise<void> {
+    const consumedAt = this.now();
+    const row = await this.prisma.oidcArtifact.findUnique({ where: { model_id: { model: this.model, id } } });
+    if (!row) return;
+    const payload = { ...(row.payload as object), consumed: Math.floor(consumedAt.getTime() / 1000) };
+    await this.prisma.oidcArtifact.updateMany({ where: { model: this.model, id }, data: { consumedAt, payload } });
+  }
+
+  async destroy(id: string): Promise<void> {
+    await this.prisma.oidcArtifact.deleteMany({ where: { model: this.model, id } });
+  }
+
+  /** Removes every artifact of the grant, whatever its model (codes, tokens, the grant itself). */
+  async revokeByGrantId(grantId: string): Promise<void> {
+    await this.prisma.oidcArtifact.deleteMany({ where: { grantId } });
+  }
+
+  private live(row: { payload: unknown; expiresAt: Date | null; consumedAt: Date | null } | null): AdapterPayload | undefined {
+    if (!row) return undefined;
+    if (row.expiresAt && row.expiresAt.getTime() <= this.now().getTime()) return undefined;
+    const payload = row.payload as AdapterPayload;
+    if (row.consumedAt && payload.consumed === undefined) payload.consumed = Math.floor(row.consumedAt.getTime() / 1000);
+    return payload;
+  }
+}
+
+/** Deletes expired artifacts; returns how many. */
+export async function purgeExpiredArtifacts(prisma: PrismaClient, now: Date): Promise<number> {
+  const { count } = await prisma.oidcArtifact.deleteMany({ where: { expiresAt: { lt: now } } });
+  return count;
+}
