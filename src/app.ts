@@ -3,6 +3,8 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type Router from '@koa/router';
 import type { Configuration } from 'oidc-provider';
+import { adminRouter } from './admin/router.ts';
+import { startAuditRetention } from './audit/retention.ts';
 import { AuditWriter } from './audit/writer.ts';
 import type { Config } from './config/env.ts';
 import { createHttpApp } from './http/app.ts';
@@ -14,13 +16,27 @@ import { ClientService } from './identity/clients.ts';
 import { ResourceService } from './identity/resources.ts';
 import { RoleService } from './identity/roles.ts';
 import { SecretHasher } from './identity/secrets.ts';
+import { UserService } from './identity/users.ts';
 import { deriveKey } from './keys/crypto.ts';
 import { ensureInitialKeys } from './keys/initial.ts';
 import { loadKek } from './keys/kek.ts';
 import { providerJwks } from './keys/keyset.ts';
 import { KeyStore } from './keys/store.ts';
+import { KeySetFollower } from './keys/follower.ts';
+import { jwksMaxAgeSeconds, lifecycleSettings } from './keys/lifecycle.ts';
+import { KeyScheduler } from './keys/scheduler.ts';
+import { KeyService } from './keys/service.ts';
+import { longestTokenTtlSeconds } from './keys/token-ttl.ts';
+import { jwksCacheRoutes } from './http/jwks-cache.ts';
 import type { Logger } from './log/logger.ts';
 import { purgeExpiredArtifacts } from './oidc/adapter.ts';
+import { accountConfiguration, userRolesFrom } from './oidc/accounts.ts';
+import { interactionConfiguration } from './oidc/interactions.ts';
+import { PasswordAuthenticator } from './interaction/accounts.ts';
+import { CsrfTokens } from './interaction/csrf.ts';
+import { interactionRoutes } from './interaction/routes.ts';
+import { LoginThrottle } from './interaction/throttle.ts';
+import { purgeRevokedTokens } from './oidc/jwt/revocation-list.ts';
 import { ProviderHolder } from './oidc/holder.ts';
 import { createProvider } from './oidc/provider.ts';
 import { migrate } from './store/migrate.ts';
@@ -40,11 +56,16 @@ export interface Keyward {
   clients: ClientService;
   roles: RoleService;
   resources: ResourceService;
+  users: UserService;
   keys: KeyStore;
   changes: ChangeFeed;
   audit: AuditWriter;
   provider: ProviderHolder;
   bootstrap: BootstrapResult | undefined;
+  /** Signing keys for operators: list and (emergency) rotation. */
+  keyService: KeyService;
+  /** Performs scheduled key transitions (tests drive it with their clock via runDue()). */
+  keyScheduler: KeyScheduler;
   /** Rebuilds the provider from the stored key set (hot reload). */
   reloadKeys(): Promise<void>;
   listen(): Promise<{ port: number; url: string }>;
@@ -73,6 +94,7 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
     const clients = new ClientService(store.prisma, hasher, changes, now);
     const roles = new RoleService(store.prisma, changes);
     const resources = new ResourceService(store.prisma, changes);
+    const users = new UserService(store.prisma, changes);
     const keys = new KeyStore(store.prisma, kek);
     const audit = new AuditWriter(store.prisma, logger, now);
     audit.start();
@@ -82,29 +104,59 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
     const bootstrap = bootstrapped.acquired ? bootstrapped.value : undefined;
     if (bootstrap?.created) audit.record({ type: 'client.bootstrap', subject: bootstrap.clientId, outcome: 'success' });
 
-    await ensureInitialKeys(store.sql, keys, ['ES256', 'RS256'], now);
+    await ensureInitialKeys(store.sql, keys, config.signingAlgs, now, audit);
+    // Read before the first build: a change racing it is then seen as a difference and reloaded.
+    const loadedKeys = await keys.fingerprint();
     const cookieKeys = [deriveKey(kek, 'cookies').toString('base64url')];
     const build = async () => createProvider({
       issuer: config.issuer, prisma: store.prisma, clients, roles, resources, now, cookieKeys,
       jwks: providerJwks(await keys.loadUsable()),
-      extra: [] as Partial<Configuration>[],
+      userRoles: userRolesFrom(store.prisma),
+      extra: [accountConfiguration({ prisma: store.prisma }), interactionConfiguration()] as Partial<Configuration>[],
+      audit,
     });
     const provider = new ProviderHolder(await build());
+    const keySettings = async () => lifecycleSettings({
+      rotationIntervalMs: config.keyRotationIntervalMs,
+      longestTokenTtlSeconds: await longestTokenTtlSeconds(store.prisma),
+      algs: config.signingAlgs,
+    });
+    const keyFollower = new KeySetFollower({ keys, changes, logger, rebuild: async () => provider.swap(await build()) });
+    keyFollower.start(loadedKeys);
+    const keyScheduler = new KeyScheduler({
+      sql: store.sql, keys, audit, logger, now, settings: keySettings,
+      changed: async () => {
+        await keyFollower.reload();
+        await changes.publish({ kind: 'keys' });
+      },
+    });
+    keyScheduler.start();
+    const keyService = new KeyService({ keys, scheduler: keyScheduler, settings: keySettings, now });
     const metrics = new Metrics();
     const routers: Router[] = [healthRoutes({ metrics, ping: () => store.ping(), keysLoaded: () => true })];
+    routers.push(jwksCacheRoutes(jwksMaxAgeSeconds(config.keyRotationIntervalMs)));
+    routers.push(interactionRoutes({
+      provider, clients, resources, prisma: store.prisma, audit, now,
+      csrf: new CsrfTokens(deriveKey(kek, 'interaction-csrf')),
+      throttle: new LoginThrottle(store.prisma, now),
+      authenticator: new PasswordAuthenticator(store.prisma, logger),
+    }));
+    routers.push(adminRouter({
+      issuer: config.issuer, clients, users, roles, resources, keyService, keys, provider, changes, prisma: store.prisma, audit, logger, now,
+    }));
     const app = createHttpApp({ logger, metrics, provider, routers });
+    const stopAuditRetention = startAuditRetention({ prisma: store.prisma, logger, now, retentionMs: config.auditRetentionMs });
 
     const purge = setInterval(() => {
       purgeExpiredArtifacts(store.prisma, now()).catch((error: Error) => logger.warn({ err: error.message }, 'purge failed'));
+      purgeRevokedTokens(store.prisma, now()).catch((error: Error) => logger.warn({ err: error.message }, 'revoked-token purge failed'));
     }, PURGE_INTERVAL_MS);
     purge.unref();
 
     let server: Server | undefined;
     return {
-      config, store, clients, roles, resources, keys, changes, audit, provider, bootstrap,
-      async reloadKeys() {
-        provider.swap(await build());
-      },
+      config, store, clients, roles, resources, users, keys, changes, audit, provider, bootstrap, keyService, keyScheduler,
+      reloadKeys: () => keyFollower.reload(),
       async listen() {
         server = app.listen(config.port, config.host);
         await once(server, 'listening');
@@ -113,6 +165,7 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
       },
       async close() {
         clearInterval(purge);
+        stopAuditRetention();
         if (server) {
           const closed = new Promise<void>((resolve) => server!.close(() => resolve()));
           server.closeIdleConnections();
@@ -120,6 +173,8 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
           await closed;
           clearTimeout(timer);
         }
+        await keyScheduler.stop();
+        await keyFollower.stop();
         await audit.stop();
         await changes.stop();
         if (ownsStore) await store.close();

@@ -1,5 +1,4 @@
 import { ConfigError, loadConfig } from './config/env.ts';
-import { createKeyward } from './app.ts';
 import { createLogger } from './log/logger.ts';
 
 async function main(): Promise<void> {
@@ -15,6 +14,9 @@ async function main(): Promise<void> {
     throw error;
   }
   const logger = createLogger(config.logLevel);
+  // Imported only once the configuration is valid: loading oidc-provider prints a warning of
+  // its own on some runtimes, and a configuration error must be the one line on stderr.
+  const { createKeyward } = await import('./app.ts');
   const keyward = await createKeyward(config, { logger });
   const { port } = await keyward.listen();
   const { bootstrap } = keyward;

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { DURATION_FORM, parseDuration } from './duration.ts';
+import { SIGNING_ALGS, type SigningAlg } from '../keys/store.ts';
 
 /** Thrown when the environment does not describe a valid configuration; `message` is one line. */
 export class ConfigError extends Error {
@@ -38,6 +39,21 @@ const httpUrl = z.string().refine((text) => {
   }
 }, 'expected an absolute http(s) URL without query or fragment, e.g. https://id.example.com');
 
+const signingAlgs = z.string().transform((text, ctx) => {
+  const algs = [...new Set(text.split(',').map((a) => a.trim()).filter(Boolean))];
+  const unknown = algs.filter((a) => !(SIGNING_ALGS as readonly string[]).includes(a));
+  if (unknown.length) {
+    ctx.addIssue({ code: 'custom', message: `unknown algorithm ${unknown.join(', ')}; expected a comma-separated list of ${SIGNING_ALGS.join(', ')}` });
+    return z.NEVER;
+  }
+  // OpenID Connect Core §15.1: an OP must be able to sign ID tokens with RS256.
+  if (!algs.includes('RS256')) {
+    ctx.addIssue({ code: 'custom', message: 'must include RS256 (required by OpenID Connect), e.g. ES256,RS256,EdDSA' });
+    return z.NEVER;
+  }
+  return algs as SigningAlg[];
+});
+
 const schema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
   HOST: z.string().min(1).default('0.0.0.0'),
@@ -50,6 +66,7 @@ const schema = z.object({
   KEYWARD_BOOTSTRAP_ADMIN_CLIENT_ID: z.string().regex(/^[A-Za-z0-9._~-]{3,128}$/, 'expected 3-128 characters of A-Z a-z 0-9 . _ ~ -').optional(),
   KEYWARD_BOOTSTRAP_ADMIN_CLIENT_SECRET: z.string().min(32, 'expected at least 32 characters').max(512).optional(),
   KEYWARD_KEY_ROTATION_INTERVAL: duration.default(30 * 86_400_000),
+  KEYWARD_SIGNING_ALGS: signingAlgs.default(['ES256', 'RS256']),
   KEYWARD_AUDIT_RETENTION: duration.default(90 * 86_400_000),
   KEYWARD_SHUTDOWN_TIMEOUT: duration.default(10_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -67,6 +84,8 @@ export interface Config {
   autoMigrate: boolean;
   bootstrapAdmin: { clientId: string | undefined; clientSecret: string | undefined };
   keyRotationIntervalMs: number;
+  /** Algorithms that always have a signing key (KEYWARD_SIGNING_ALGS). */
+  signingAlgs: SigningAlg[];
   auditRetentionMs: number;
   shutdownTimeoutMs: number;
   logLevel: z.infer<typeof schema>['LOG_LEVEL'];
@@ -96,6 +115,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     autoMigrate: e.KEYWARD_AUTO_MIGRATE,
     bootstrapAdmin: { clientId: e.KEYWARD_BOOTSTRAP_ADMIN_CLIENT_ID, clientSecret: e.KEYWARD_BOOTSTRAP_ADMIN_CLIENT_SECRET },
     keyRotationIntervalMs: e.KEYWARD_KEY_ROTATION_INTERVAL,
+    signingAlgs: e.KEYWARD_SIGNING_ALGS,
     auditRetentionMs: e.KEYWARD_AUDIT_RETENTION,
     shutdownTimeoutMs: e.KEYWARD_SHUTDOWN_TIMEOUT,
     logLevel: e.LOG_LEVEL,

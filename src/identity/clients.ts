@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { PrismaClient } from '../store/store.ts';
 import type { ChangeFeed } from './changes.ts';
 import { Conflict, Invalid, NotFound } from './errors.ts';
+import { isMissingRow, pageOf, type Page, type PageRequest } from './page.ts';
 import type { SecretHasher } from './secrets.ts';
 
 export type AuthMethod = 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt' | 'none';
@@ -38,6 +39,23 @@ export interface ClientInput {
   first_party?: boolean;
   resource_server?: string;
   disabled?: boolean;
+}
+
+/** A partial update; `null` clears an optional field. Secrets change only through rotateSecret. */
+export interface ClientPatch {
+  client_name?: string | undefined;
+  grant_types?: GrantType[] | undefined;
+  redirect_uris?: string[] | undefined;
+  post_logout_redirect_uris?: string[] | undefined;
+  token_endpoint_auth_method?: AuthMethod | undefined;
+  jwks?: { keys: object[] } | null | undefined;
+  jwks_uri?: string | null | undefined;
+  scope?: string | null | undefined;
+  default_resource?: string | null | undefined;
+  roles?: string[] | undefined;
+  first_party?: boolean | undefined;
+  resource_server?: string | null | undefined;
+  disabled?: boolean | undefined;
 }
 
 /** A client as the admin API and CLI show it. */
@@ -184,6 +202,7 @@ export class ClientService {
     const clientId = input.client_id ?? randomBytes(16).toString('base64url');
     const secret = isConfidential(metadata.token_endpoint_auth_method) ? (input.client_secret ?? this.hasher.generate()) : undefined;
     await this.#checkRoles(input.roles ?? []);
+    await this.#checkResourceServer(input.resource_server);
     try {
       const row = await this.prisma.client.create({
         data: {
@@ -242,6 +261,86 @@ export class ClientService {
       this.prisma.clientSecret.create({ data: { clientId, hash: this.hasher.hash(secret), createdAt: this.now() } }),
     ]);
     await this.changes.publish({ kind: 'client', id: clientId });
+  }
+
+  /** Clients ordered by client_id. */
+  async list(page: PageRequest): Promise<Page<ClientView>> {
+    const rows = await this.prisma.client.findMany({
+      ...(page.after ? { where: { clientId: { gt: page.after } } } : {}),
+      orderBy: { clientId: 'asc' },
+      take: page.limit + 1,
+      include,
+    });
+    return pageOf(rows as Row[], page.limit, (r) => r.clientId, toView);
+  }
+
+  /**
+   * Applies a partial update to the metadata. A client that stops authenticating with a
+   * secret loses its stored secrets, so none can come back to life by switching back.
+   */
+  async update(clientId: string, patch: ClientPatch): Promise<ClientView> {
+    const current = await this.get(clientId);
+    const defined = Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)) as ClientPatch;
+    const merged = { ...current, ...defined };
+    const metadata = metadataOf({
+      client_name: merged.client_name,
+      grant_types: merged.grant_types,
+      redirect_uris: merged.redirect_uris,
+      post_logout_redirect_uris: merged.post_logout_redirect_uris,
+      token_endpoint_auth_method: merged.token_endpoint_auth_method,
+      ...(merged.jwks ? { jwks: merged.jwks } : {}),
+      ...(merged.jwks_uri ? { jwks_uri: merged.jwks_uri } : {}),
+      ...(merged.scope ? { scope: merged.scope } : {}),
+      ...(merged.default_resource ? { default_resource: merged.default_resource } : {}),
+    });
+    if (patch.roles) await this.#checkRoles(patch.roles);
+    if (patch.resource_server) await this.#checkResourceServer(patch.resource_server);
+    const dropSecrets = !isConfidential(metadata.token_endpoint_auth_method);
+    try {
+      await this.prisma.$transaction([
+        this.prisma.client.update({
+          where: { clientId },
+          data: {
+            name: merged.client_name,
+            metadata: metadata as object,
+            firstParty: merged.first_party,
+            disabled: merged.disabled,
+            resourceServer: merged.resource_server ?? null,
+          },
+        }),
+        ...(patch.roles ? [
+          this.prisma.clientRole.deleteMany({ where: { clientId } }),
+          this.prisma.clientRole.createMany({ data: [...new Set(patch.roles)].map((roleName) => ({ clientId, roleName })) }),
+        ] : []),
+        ...(dropSecrets ? [this.prisma.clientSecret.deleteMany({ where: { clientId } })] : []),
+      ]);
+    } catch (error) {
+      if (isMissingRow(error)) throw new NotFound(`client ${clientId} does not exist`);
+      throw error;
+    }
+    await this.changes.publish({ kind: 'client', id: clientId });
+    return this.get(clientId);
+  }
+
+  /** Replaces the client's roles (what client-credentials tokens carry) with exactly `roles`. */
+  async setRoles(clientId: string, roles: string[]): Promise<ClientView> {
+    return this.update(clientId, { roles });
+  }
+
+  async delete(clientId: string): Promise<void> {
+    try {
+      await this.prisma.client.delete({ where: { clientId } });
+    } catch (error) {
+      if (isMissingRow(error)) throw new NotFound(`client ${clientId} does not exist`);
+      throw error;
+    }
+    await this.changes.publish({ kind: 'client', id: clientId });
+  }
+
+  async #checkResourceServer(identifier: string | undefined | null): Promise<void> {
+    if (!identifier) return;
+    const found = await this.prisma.resourceServer.count({ where: { identifier } });
+    if (!found) throw new Invalid(`unknown resource server: ${identifier}`, { resource_server: 'no resource server has this identifier' });
   }
 
   async #checkRoles(roles: string[]): Promise<void> {

@@ -1,6 +1,8 @@
 import type { PrismaClient } from '../store/store.ts';
 import type { SigningAlg } from '../keys/store.ts';
 import type { ChangeFeed } from './changes.ts';
+import { Conflict, NotFound } from './errors.ts';
+import { isMissingRow, isUniqueViolation, pageOf, type Page, type PageRequest } from './page.ts';
 
 /** An API: the audience of access tokens and the scopes it understands. */
 export interface ResourceServerRecord {
@@ -19,6 +21,37 @@ export interface ResourceInput {
   access_token_ttl?: number;
   signing_alg?: SigningAlg;
 }
+
+export type ResourcePatch = Partial<ResourceInput>;
+
+/** A resource server as the admin API and CLI show it. */
+export interface ResourceView {
+  id: string;
+  identifier: string;
+  name: string;
+  scopes: string[];
+  access_token_ttl: number;
+  signing_alg: SigningAlg;
+  created_at: string;
+  updated_at: string;
+}
+
+type Row = Awaited<ReturnType<PrismaClient['resourceServer']['findMany']>>[number];
+
+function toView(row: Row): ResourceView {
+  return {
+    id: row.id,
+    identifier: row.identifier,
+    name: row.name,
+    scopes: row.scopes,
+    access_token_ttl: row.accessTokenTtl,
+    signing_alg: row.signingAlg as SigningAlg,
+    created_at: row.createdAt.toISOString(),
+    updated_at: row.updatedAt.toISOString(),
+  };
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export class ResourceService {
   #byIdentifier: Promise<Map<string, ResourceServerRecord>> | undefined;
@@ -63,5 +96,73 @@ export class ResourceService {
       update: {},
     });
     await this.changes.publish({ kind: 'resource', id: input.identifier });
+  }
+
+  async create(input: ResourceInput): Promise<ResourceView> {
+    try {
+      const row = await this.prisma.resourceServer.create({
+        data: {
+          identifier: input.identifier,
+          name: input.name ?? '',
+          scopes: [...new Set(input.scopes ?? [])],
+          accessTokenTtl: input.access_token_ttl ?? 3600,
+          signingAlg: input.signing_alg ?? 'ES256',
+        },
+      });
+      await this.changes.publish({ kind: 'resource', id: input.identifier });
+      return toView(row);
+    } catch (error) {
+      if (isUniqueViolation(error)) throw new Conflict(`resource server ${input.identifier} already exists`, { identifier: 'already registered' });
+      throw error;
+    }
+  }
+
+  async get(id: string): Promise<ResourceView> {
+    const row = UUID.test(id) ? await this.prisma.resourceServer.findUnique({ where: { id } }) : null;
+    if (!row) throw new NotFound(`resource server ${id} does not exist`);
+    return toView(row);
+  }
+
+  /** Resource servers ordered by id. */
+  async list(page: PageRequest): Promise<Page<ResourceView>> {
+    const rows = await this.prisma.resourceServer.findMany({
+      ...(page.after ? { where: { id: { gt: page.after } } } : {}),
+      orderBy: { id: 'asc' },
+      take: page.limit + 1,
+    });
+    return pageOf(rows, page.limit, (r) => r.id, toView);
+  }
+
+  async update(id: string, patch: ResourcePatch): Promise<ResourceView> {
+    const before = await this.get(id);
+    try {
+      const row = await this.prisma.resourceServer.update({
+        where: { id },
+        data: {
+          ...(patch.identifier !== undefined ? { identifier: patch.identifier } : {}),
+          ...(patch.name !== undefined ? { name: patch.name } : {}),
+          ...(patch.scopes !== undefined ? { scopes: [...new Set(patch.scopes)] } : {}),
+          ...(patch.access_token_ttl !== undefined ? { accessTokenTtl: patch.access_token_ttl } : {}),
+          ...(patch.signing_alg !== undefined ? { signingAlg: patch.signing_alg } : {}),
+        },
+      });
+      await this.changes.publish({ kind: 'resource', id: before.identifier });
+      return toView(row);
+    } catch (error) {
+      if (isUniqueViolation(error)) throw new Conflict(`resource server ${patch.identifier ?? ''} already exists`, { identifier: 'already registered' });
+      if (isMissingRow(error)) throw new NotFound(`resource server ${id} does not exist`);
+      throw error;
+    }
+  }
+
+  async delete(id: string): Promise<void> {
+    const before = await this.get(id);
+    try {
+      await this.prisma.resourceServer.delete({ where: { id } });
+    } catch (error) {
+      if (isMissingRow(error)) throw new NotFound(`resource server ${id} does not exist`);
+      throw error;
+    }
+    await this.changes.publish({ kind: 'resource', id: before.identifier });
   }
 }

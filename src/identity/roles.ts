@@ -1,5 +1,8 @@
 import type { PrismaClient } from '../store/store.ts';
+import { ADMIN_READ_ROLE, ADMIN_ROLE } from './bootstrap.ts';
 import type { ChangeFeed } from './changes.ts';
+import { Conflict, NotFound } from './errors.ts';
+import { isMissingRow, isUniqueViolation, pageOf, type Page, type PageRequest } from './page.ts';
 
 export const ROLE_NAME = /^[a-z][a-z0-9:_-]{0,63}$/;
 
@@ -8,6 +11,35 @@ export interface RoleInput {
   description?: string;
   permissions?: string[];
 }
+
+export interface RolePatch {
+  description?: string | undefined;
+  permissions?: string[] | undefined;
+}
+
+/** A role as the admin API and CLI show it. */
+export interface RoleView {
+  name: string;
+  description: string;
+  permissions: string[];
+  created_at: string;
+  updated_at: string;
+}
+
+type Row = Awaited<ReturnType<PrismaClient['role']['findMany']>>[number];
+
+function toView(row: Row): RoleView {
+  return {
+    name: row.name,
+    description: row.description,
+    permissions: row.permissions,
+    created_at: row.createdAt.toISOString(),
+    updated_at: row.updatedAt.toISOString(),
+  };
+}
+
+/** The admin API's own roles: deleting one could lock every administrator out. */
+const BUILT_IN = new Set([ADMIN_ROLE, ADMIN_READ_ROLE]);
 
 /** Roles and their permissions; the permission map is cached for the token endpoint. */
 export class RoleService {
@@ -42,5 +74,65 @@ export class RoleService {
       update: {},
     });
     await this.changes.publish({ kind: 'role', id: input.name });
+  }
+
+  async create(input: RoleInput): Promise<RoleView> {
+    try {
+      const row = await this.prisma.role.create({
+        data: { name: input.name, description: input.description ?? '', permissions: [...new Set(input.permissions ?? [])] },
+      });
+      await this.changes.publish({ kind: 'role', id: input.name });
+      return toView(row);
+    } catch (error) {
+      if (isUniqueViolation(error)) throw new Conflict(`role ${input.name} already exists`, { name: 'already exists' });
+      throw error;
+    }
+  }
+
+  async get(name: string): Promise<RoleView> {
+    const row = await this.prisma.role.findUnique({ where: { name } });
+    if (!row) throw new NotFound(`role ${name} does not exist`);
+    return toView(row);
+  }
+
+  /** Roles ordered by name. */
+  async list(page: PageRequest): Promise<Page<RoleView>> {
+    const rows = await this.prisma.role.findMany({
+      ...(page.after ? { where: { name: { gt: page.after } } } : {}),
+      orderBy: { name: 'asc' },
+      take: page.limit + 1,
+    });
+    return pageOf(rows, page.limit, (r) => r.name, toView);
+  }
+
+  async update(name: string, patch: RolePatch): Promise<RoleView> {
+    try {
+      const row = await this.prisma.role.update({
+        where: { name },
+        data: {
+          ...(patch.description !== undefined ? { description: patch.description } : {}),
+          ...(patch.permissions !== undefined ? { permissions: [...new Set(patch.permissions)] } : {}),
+        },
+      });
+      await this.changes.publish({ kind: 'role', id: name });
+      return toView(row);
+    } catch (error) {
+      if (isMissingRow(error)) throw new NotFound(`role ${name} does not exist`);
+      throw error;
+    }
+  }
+
+  /** Deletes a role; its assignments to users and clients go with it. */
+  async delete(name: string): Promise<void> {
+    if (BUILT_IN.has(name)) throw new Conflict(`role ${name} is built in and cannot be deleted`);
+    try {
+      await this.prisma.role.delete({ where: { name } });
+    } catch (error) {
+      if (isMissingRow(error)) throw new NotFound(`role ${name} does not exist`);
+      throw error;
+    }
+    await this.changes.publish({ kind: 'role', id: name });
+    // Users' and clients' role lists changed too.
+    await this.changes.publish({ kind: 'user' });
   }
 }

@@ -1,17 +1,32 @@
+import type { AuditWriter } from '../audit/writer.ts';
 import type { Sql } from '../store/sql.ts';
+import { KEY_LIFECYCLE_LOCK } from './scheduler.ts';
 import type { KeyStore, SigningAlg } from './store.ts';
 
-const KEY_INIT_LOCK = 0x6b657977; // "keyw"
-
 /**
- * On a store without usable keys, creates one active key per algorithm. Instances starting
- * together serialize on an advisory lock so only one of them generates keys.
+ * Before the first Provider is built, every algorithm must have a signing key: on an empty
+ * store (or for an algorithm newly configured) one is created active at once; nobody can hold
+ * a token of an algorithm we never signed with, so there is nothing to stage for. A staged key
+ * left without an active one (a crash mid-rotation) is promoted instead, being already published.
+ * Instances starting together serialize on the lifecycle lock, so only one of them does it.
  */
-export async function ensureInitialKeys(sql: Sql, keys: KeyStore, algs: SigningAlg[], now: () => Date): Promise<SigningAlg[]> {
-  const result = await sql.withAdvisoryLock(KEY_INIT_LOCK, async () => {
-    const usable = (await keys.list()).filter((k) => k.state === 'active');
-    const missing = algs.filter((alg) => !usable.some((k) => k.alg === alg));
-    for (const alg of missing) await keys.create(alg, 'active', now());
+export async function ensureInitialKeys(sql: Sql, keys: KeyStore, algs: readonly SigningAlg[], now: () => Date, audit?: AuditWriter): Promise<SigningAlg[]> {
+  const result = await sql.withAdvisoryLock(KEY_LIFECYCLE_LOCK, async () => {
+    const stored = await keys.list();
+    const missing = algs.filter((alg) => !stored.some((k) => k.alg === alg && k.state === 'active'));
+    for (const alg of missing) {
+      const at = now();
+      const staged = stored.find((k) => k.alg === alg && k.state === 'staged');
+      const key = staged ? await keys.transition(staged.kid, 'active', at) : await keys.create(alg, 'active', at);
+      audit?.record({
+        type: 'key.transition',
+        actor: 'startup',
+        subject: key.kid,
+        outcome: 'success',
+        details: { alg, from: staged ? 'staged' : null, to: 'active', reason: 'initial' },
+        at,
+      });
+    }
     return missing;
   });
   return result.acquired ? result.value : [];

@@ -69,6 +69,19 @@ export class KeyStore {
     });
   }
 
+  /**
+   * A cheap summary of the published key set (kid and state of every live key): two instances
+   * with the same fingerprint publish the same JWKS and sign with the same keys.
+   */
+  async fingerprint(): Promise<string> {
+    const rows = await this.prisma.signingKey.findMany({
+      where: { state: { in: ['staged', 'active', 'retiring'] } },
+      select: { kid: true, state: true },
+      orderBy: { kid: 'asc' },
+    });
+    return rows.map((r) => `${r.kid}:${r.state}`).join(',');
+  }
+
   /** Generates a key pair and stores it in `state`; returns the public record. */
   async create(alg: SigningAlg, state: KeyState, now: Date): Promise<SigningKeyRecord> {
     const { publicKey, privateKey } = await generateKeyPair(alg, {

@@ -33,6 +33,17 @@ export function policyConfiguration(): Partial<Configuration> {
       Interaction: 3600,
       Grant: 14 * 86_400,
       Session: 14 * 86_400,
+      // Absolute lifetime: a rotated refresh token inherits the remaining time of the first one
+      // (`iiat`), so a chain of rotations never outlives REFRESH_TOKEN_LIFETIME.
+      RefreshToken: (_ctx, token) => Math.max(1, REFRESH_TOKEN_LIFETIME - token.totalLifetime()),
     },
+    // RFC 9700 §4.14.2: every refresh rotates; presenting a used one (reuse) makes
+    // oidc-provider revoke the whole grant, so a stolen token dies with the legitimate one.
+    rotateRefreshToken: true,
+    // Exact redirect-URI matching, always stated in the request (no implicit default).
+    allowOmittingSingleRegisteredRedirectUri: false,
   };
 }
+
+/** Seconds a refresh-token chain may live from the login that started it (= the grant's TTL). */
+export const REFRESH_TOKEN_LIFETIME = 14 * 86_400;

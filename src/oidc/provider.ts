@@ -5,9 +5,14 @@ import type { RoleService } from '../identity/roles.ts';
 import type { PrismaClient } from '../store/store.ts';
 import { PrismaAdapter } from './adapter.ts';
 import { claimsConfiguration, type ClaimDeps } from './claims.ts';
-import { ClientAdapter, clientConfiguration, installSecretVerification } from './clients.ts';
+import { ClientAdapter, clientConfiguration, installClientPolicy, installSecretVerification, oidcScopesOf } from './clients.ts';
+import { AccessTokenVerifier } from './jwt/access-token.ts';
+import { installJwtTokenEndpoints } from './jwt/endpoints.ts';
+import { ReplayDetectionAdapter } from './jwt/replay-detection.ts';
+import { RevocationList } from './jwt/revocation-list.ts';
 import { policyConfiguration } from './policy.ts';
 import { resourceConfiguration } from './resources.ts';
+import { installTokenAudit, type AuditSink } from './token-audit.ts';
 
 export interface ProviderDeps {
   issuer: string;
@@ -23,6 +28,8 @@ export interface ProviderDeps {
   userRoles?: ClaimDeps['userRoles'];
   /** Further configuration parts (interactions, accounts, ...) owned by other modules. */
   extra?: Partial<Configuration>[];
+  /** Where token issuance and revocation are audited (buffered). */
+  audit?: AuditSink;
 }
 
 type Part = Partial<Configuration>;
@@ -44,10 +51,15 @@ export function mergeConfiguration(parts: Part[]): Configuration {
 
 /** Assembles an oidc-provider instance from the configuration parts of each concern. */
 export function createProvider(deps: ProviderDeps): Provider {
-  const clientAdapter = new ClientAdapter(deps.clients);
+  // The client adapter needs the final scope list (see ClientAdapter), hence the late binding.
+  let clientAdapter: ClientAdapter | undefined;
   const configuration = mergeConfiguration([
     {
-      adapter: (name: string) => (name === 'Client' ? clientAdapter : new PrismaAdapter(deps.prisma, name, deps.now)),
+      adapter: (name: string) => {
+        if (name === 'Client') return clientAdapter!;
+        if (name === 'ReplayDetection') return new ReplayDetectionAdapter(deps.prisma, deps.now);
+        return new PrismaAdapter(deps.prisma, name, deps.now);
+      },
       jwks: deps.jwks,
       cookies: { keys: deps.cookieKeys },
     },
@@ -57,9 +69,18 @@ export function createProvider(deps: ProviderDeps): Provider {
     claimsConfiguration({ clients: deps.clients, ...(deps.userRoles ? { userRoles: deps.userRoles } : {}) }),
     ...(deps.extra ?? []),
   ]);
+  clientAdapter = new ClientAdapter(deps.clients, oidcScopesOf(configuration));
   const provider = new Provider(deps.issuer, configuration);
   // Behind a TLS-terminating load balancer the issuer is https while the socket is not.
   provider.proxy = true;
   installSecretVerification(provider, deps.clients);
+  installClientPolicy(provider);
+  installJwtTokenEndpoints(provider, {
+    verifier: new AccessTokenVerifier(deps.issuer, deps.jwks, deps.now),
+    revocations: new RevocationList(deps.prisma),
+    clients: deps.clients,
+    ...(deps.audit ? { audit: deps.audit } : {}),
+  });
+  if (deps.audit) installTokenAudit(provider, deps.audit);
   return provider;
 }

@@ -1,4 +1,4 @@
-import { errors, type Configuration, type KoaContextWithOIDC, type ResourceServer } from 'oidc-provider';
+import { errors, type Client, type Configuration, type KoaContextWithOIDC, type ResourceServer } from 'oidc-provider';
 import type { ClientService } from '../identity/clients.ts';
 import type { ResourceService } from '../identity/resources.ts';
 import type { RoleService } from '../identity/roles.ts';
@@ -18,17 +18,24 @@ export function resourceConfiguration(deps: ResourceDeps): Partial<Configuration
     features: {
       resourceIndicators: {
         enabled: true,
-        defaultResource: async (ctx: KoaContextWithOIDC, client, oneOf) => {
-          if (oneOf) return oneOf;
-          return (client as unknown as { default_resource?: string }).default_resource;
+        defaultResource: async (ctx: KoaContextWithOIDC, client: Client, oneOf?: readonly string[]) => {
+          const fallback = defaultResourceOf(client);
+          if (oneOf) return fallback && oneOf.includes(fallback) ? fallback : oneOf;
+          if (!fallback && isClientCredentials(ctx)) {
+            // RFC 8707 §2: a missing resource is `invalid_target`. A client-credentials token
+            // without an audience could only be an opaque token no API can verify offline.
+            throw new errors.InvalidTarget('resource parameter is required (the client has no default resource)');
+          }
+          return fallback;
         },
         useGrantedResource: async () => true,
         getResourceServerInfo: async (ctx, resourceIndicator, client): Promise<ResourceServer> => {
           const server = await deps.resources.byIdentifier(resourceIndicator);
           if (!server) throw new errors.InvalidTarget(`unknown resource: ${resourceIndicator}`);
-          const scope = await allowedScopes(deps, ctx, client.clientId, server.scopes);
+          const allowed = await allowedScopes(deps, ctx, client.clientId, server.scopes);
+          if (isClientCredentials(ctx)) applyScopeRule(ctx, allowed);
           return {
-            scope: scope.join(' '),
+            scope: allowed.join(' '),
             audience: server.identifier,
             accessTokenTTL: server.accessTokenTtl,
             accessTokenFormat: 'jwt',
@@ -38,6 +45,36 @@ export function resourceConfiguration(deps: ResourceDeps): Partial<Configuration
       },
     },
   };
+}
+
+function defaultResourceOf(client: Client): string | undefined {
+  const value = (client as unknown as { default_resource?: unknown }).default_resource;
+  return typeof value === 'string' ? value : undefined;
+}
+
+function isClientCredentials(ctx: KoaContextWithOIDC): boolean {
+  return ctx.oidc?.route === 'token' && ctx.oidc.params?.grant_type === 'client_credentials';
+}
+
+/**
+ * The scope rule for client credentials: granted = requested ∩ what the resource accepts ∩
+ * what the client's roles permit. Anything else is dropped; when a scope was requested and
+ * nothing survives, the request fails (RFC 6749 §5.2 `invalid_scope`). No `scope` parameter
+ * means a token without `scope` (the `roles` claim still says who the caller is).
+ *
+ * The request's `scope` is narrowed to the granted set here, before oidc-provider's own
+ * client-scope check runs, so that check and the grant handler see exactly what the rule
+ * grants (an OIDC scope such as `openid` is dropped, not refused).
+ */
+function applyScopeRule(ctx: KoaContextWithOIDC, allowed: readonly string[]): void {
+  const params = ctx.oidc.params as { scope?: unknown };
+  if (typeof params.scope !== 'string' || !params.scope) return;
+  const requested = params.scope.split(' ').filter(Boolean);
+  const granted = requested.filter((scope) => allowed.includes(scope));
+  if (!granted.length) {
+    throw new errors.InvalidScope('none of the requested scopes is accepted by the resource and permitted by the client\'s roles', params.scope);
+  }
+  params.scope = granted.join(' ');
 }
 
 /**

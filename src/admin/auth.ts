@@ -1,0 +1,124 @@
+import { createLocalJWKSet, errors as joseErrors, jwtVerify, type JWK, type JWTVerifyGetKey } from 'jose';
+import type Koa from 'koa';
+import { ADMIN_READ_ROLE, ADMIN_ROLE, adminAudience } from '../identity/bootstrap.ts';
+import type { ChangeFeed } from '../identity/changes.ts';
+import type { ClientService } from '../identity/clients.ts';
+import type { SigningKeyRecord } from '../keys/store.ts';
+import type { ProviderHolder } from '../oidc/holder.ts';
+import type { PrismaClient } from '../store/store.ts';
+import { Problem } from './problem.ts';
+
+/** Who is calling the admin API, from their access token. */
+export interface Principal {
+  /** `sub` of the token: a client_id for client credentials, a user id otherwise. */
+  actor: string;
+  clientId: string | undefined;
+  roles: string[];
+  readOnly: boolean;
+}
+
+export interface AdminAuthDeps {
+  issuer: string;
+  keys: { list(): Promise<SigningKeyRecord[]> };
+  provider: ProviderHolder;
+  changes: ChangeFeed;
+  prisma: PrismaClient;
+  clients: ClientService;
+  now: () => Date;
+}
+
+const REALM = 'keyward-admin';
+const ALGORITHMS = ['ES256', 'RS256', 'EdDSA'];
+/** A token naming an unknown kid reloads the key set at most this often (it may be brand new). */
+const RELOAD_AFTER_MISS_MS = 5_000;
+
+function unauthorized(detail: string, presented: boolean): Problem {
+  const challenge = presented
+    ? `Bearer realm="${REALM}", error="invalid_token", error_description="${detail.replace(/"/g, "'")}"`
+    : `Bearer realm="${REALM}"`;
+  return new Problem(401, detail, undefined, { 'WWW-Authenticate': challenge });
+}
+
+/**
+ * Verifies Keyward's own RFC 9068 access tokens for the admin audience. The verification key
+ * set is the store's published keys, reloaded whenever the provider is rebuilt or another
+ * instance announces new keys, so rotation needs no restart.
+ */
+export class AdminAuthenticator {
+  #jwks: Promise<JWTVerifyGetKey> | undefined;
+  #loadedAt = 0;
+
+  constructor(private readonly deps: AdminAuthDeps) {
+    deps.provider.onSwap(() => this.#invalidate());
+    deps.changes.subscribe((change) => { if (change.kind === 'keys') this.#invalidate(); });
+  }
+
+  /** Resolves the caller or throws a 401/403 problem; `write` asks for the `admin` role. */
+  async authenticate(ctx: Koa.Context, write: boolean): Promise<Principal> {
+    const header = ctx.get('authorization');
+    const match = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i.exec(header);
+    if (!header) throw unauthorized('an access token for the admin API is required', false);
+    if (!match) throw unauthorized('the Authorization header must be "Bearer <token>"', true);
+    const payload = await this.#verify(match[1]!);
+
+    if (typeof payload.jti === 'string') {
+      const revoked = await this.deps.prisma.revokedToken.findUnique({ where: { jti: payload.jti }, select: { jti: true } });
+      if (revoked) throw unauthorized('the access token has been revoked', true);
+    }
+    const clientId = typeof payload.client_id === 'string' ? payload.client_id : undefined;
+    if (clientId) {
+      const client = await this.deps.clients.record(clientId);
+      if (!client || client.disabled) throw unauthorized('the client of this token is disabled or deleted', true);
+    }
+    const roles = Array.isArray(payload.roles) ? payload.roles.filter((r): r is string => typeof r === 'string') : [];
+    const admin = roles.includes(ADMIN_ROLE);
+    if (!admin && !(roles.includes(ADMIN_READ_ROLE) && !write)) {
+      const needed = write ? `role ${ADMIN_ROLE}` : `role ${ADMIN_ROLE} or ${ADMIN_READ_ROLE}`;
+      throw new Problem(403, `this operation requires ${needed}`, undefined, {
+        'WWW-Authenticate': `Bearer realm="${REALM}", error="insufficient_scope"`,
+      });
+    }
+    return { actor: String(payload.sub ?? clientId ?? ''), clientId, roles, readOnly: !admin };
+  }
+
+  async #verify(token: string) {
+    const options = {
+      issuer: this.deps.issuer,
+      audience: adminAudience(this.deps.issuer),
+      typ: 'at+jwt',
+      algorithms: ALGORITHMS,
+      currentDate: this.deps.now(),
+      requiredClaims: ['exp', 'iat', 'sub'],
+    };
+    try {
+      try {
+        return (await jwtVerify(token, await this.#keySet(), options)).payload;
+      } catch (error) {
+        if (!(error instanceof joseErrors.JWKSNoMatchingKey) || Date.now() - this.#loadedAt < RELOAD_AFTER_MISS_MS) throw error;
+        this.#invalidate();
+        return (await jwtVerify(token, await this.#keySet(), options)).payload;
+      }
+    } catch (error) {
+      if (error instanceof joseErrors.JWTExpired) throw unauthorized('the access token has expired', true);
+      if (error instanceof joseErrors.JWTClaimValidationFailed) throw unauthorized(`the access token is not valid here (${error.claim})`, true);
+      if (error instanceof joseErrors.JOSEError || error instanceof TypeError) throw unauthorized('the access token is invalid', true);
+      throw error;
+    }
+  }
+
+  #keySet(): Promise<JWTVerifyGetKey> {
+    if (!this.#jwks) {
+      this.#loadedAt = Date.now();
+      const loading = this.deps.keys.list().then((keys) => createLocalJWKSet({
+        keys: keys.filter((k) => k.state !== 'retired').map((k): JWK => ({ ...k.publicJwk, kid: k.kid, alg: k.alg, use: 'sig' })),
+      }));
+      this.#jwks = loading;
+      loading.catch(() => { if (this.#jwks === loading) this.#jwks = undefined; });
+    }
+    return this.#jwks;
+  }
+
+  #invalidate(): void {
+    this.#jwks = undefined;
+  }
+}

@@ -1,0 +1,50 @@
+import { queryAudit } from '../../audit/query.ts';
+import type { KeyView, RotateOptions } from '../../keys/service.ts';
+import type { PrismaClient } from '../../store/store.ts';
+import { decodeCursor, pageBody } from '../pagination.ts';
+import { defineRoute, type AdminRoute } from '../route.ts';
+import { pageOf } from '../schemas/common.ts';
+import { auditQuery, auditView, keyList, keyRotate } from '../schemas/identity.ts';
+
+/** What the admin API needs of keys/service.ts. */
+export interface AdminKeyService {
+  list(): Promise<KeyView[]>;
+  rotate(options: RotateOptions): Promise<KeyView[]>;
+}
+
+export function keyRoutes(keys: AdminKeyService): AdminRoute[] {
+  return [
+    defineRoute({
+      method: 'get', path: '/keys', operationId: 'listKeys', tag: 'keys',
+      summary: 'Signing keys with their state and next scheduled transition (public information only)',
+      response: { status: 200, description: 'Every signing key', schema: keyList },
+      handler: async () => ({ items: await keys.list() }),
+    }),
+    defineRoute({
+      method: 'post', path: '/keys/rotate', operationId: 'rotateKeys', tag: 'keys',
+      summary: 'Start a rotation now (stage successors); emergency retires the active key at once',
+      body: keyRotate, bodyOptional: true,
+      response: { status: 200, description: 'The new key set', schema: keyList },
+      handler: async ({ body, principal }) => ({
+        items: await keys.rotate({ ...(body.alg ? { alg: body.alg } : {}), emergency: body.emergency ?? false, actor: principal.actor }),
+      }),
+      audit: ({ body }) => ({ subject: 'signing-keys', details: { alg: body.alg ?? 'all', emergency: body.emergency ?? false } }),
+    }),
+  ];
+}
+
+export function auditRoutes(prisma: PrismaClient): AdminRoute[] {
+  return [
+    defineRoute({
+      method: 'get', path: '/audit', operationId: 'listAuditEvents', tag: 'audit',
+      summary: 'Audit events, newest first, filtered by type, actor and time',
+      query: auditQuery,
+      response: { status: 200, description: 'A page of audit events', schema: pageOf(auditView) },
+      handler: async ({ query }) => pageBody('audit', await queryAudit(
+        prisma,
+        { type: query.type, actor: query.actor, since: query.since ? new Date(query.since) : undefined },
+        { limit: query.limit, after: decodeCursor('audit', query.cursor) },
+      )),
+    }),
+  ];
+}

@@ -1,0 +1,139 @@
+import { z } from 'zod';
+import { KEY_STATES } from '../../keys/store.ts';
+import { LIMITS, displayName, resourceIdentifier, roleList, roleName, scopeToken, signingAlg } from './common.ts';
+
+const unique = <T>(list: T[]) => new Set(list).size === list.length;
+
+// ---- users
+const username = z.string().regex(/^[A-Za-z0-9._@+-]{1,128}$/, 'must be 1-128 characters of A-Z a-z 0-9 . _ @ + -');
+const email = z.email().max(254);
+const password = z.string().min(LIMITS.password.min).max(LIMITS.password.max);
+
+export const userCreate = z.strictObject({
+  username,
+  email: email.optional(),
+  name: displayName.optional(),
+  password,
+  roles: roleList.refine(unique, 'must not repeat a role').optional(),
+  disabled: z.boolean().optional(),
+});
+
+export const userPatch = z.strictObject({
+  username: username.optional(),
+  email: email.nullable().optional(),
+  name: displayName.nullable().optional(),
+  password: password.optional(),
+  disabled: z.boolean().optional(),
+});
+
+export const userView = z.object({
+  id: z.string(),
+  username: z.string(),
+  email: z.string().nullable(),
+  email_verified: z.boolean(),
+  name: z.string().nullable(),
+  disabled: z.boolean(),
+  roles: z.array(z.string()),
+  created_at: z.string(),
+  updated_at: z.string(),
+});
+
+// ---- roles
+const permissions = z.array(scopeToken).max(LIMITS.scopes).refine(unique, 'must not repeat a permission');
+
+export const roleCreate = z.strictObject({
+  name: roleName,
+  description: z.string().max(LIMITS.description).optional(),
+  permissions: permissions.optional(),
+});
+
+export const rolePatch = z.strictObject({
+  description: z.string().max(LIMITS.description).optional(),
+  permissions: permissions.optional(),
+});
+
+export const roleView = z.object({
+  name: z.string(),
+  description: z.string(),
+  permissions: z.array(z.string()),
+  created_at: z.string(),
+  updated_at: z.string(),
+});
+
+// ---- resource servers
+const resourceFields = {
+  identifier: resourceIdentifier,
+  name: z.string().max(LIMITS.name),
+  scopes: z.array(scopeToken).max(LIMITS.scopes).refine(unique, 'must not repeat a scope'),
+  access_token_ttl: z.number().int().min(30).max(86_400),
+  signing_alg: signingAlg,
+};
+
+export const resourceCreate = z.strictObject({
+  identifier: resourceFields.identifier,
+  name: resourceFields.name.optional(),
+  scopes: resourceFields.scopes.optional(),
+  access_token_ttl: resourceFields.access_token_ttl.optional(),
+  signing_alg: resourceFields.signing_alg.optional(),
+});
+
+export const resourcePatch = resourceCreate.partial();
+
+export const resourceView = z.object({
+  id: z.string(),
+  identifier: z.string(),
+  name: z.string(),
+  scopes: z.array(z.string()),
+  access_token_ttl: z.number().int(),
+  signing_alg: signingAlg,
+  created_at: z.string(),
+  updated_at: z.string(),
+});
+
+// ---- signing keys
+export const keyRotate = z.strictObject({
+  alg: signingAlg.optional(),
+  emergency: z.boolean().optional(),
+});
+
+/** Mirrors keys/service.ts KeyView; loose because the key service may add fields. */
+export const keyView = z.looseObject({
+  kid: z.string(),
+  alg: signingAlg,
+  use: z.literal('sig'),
+  state: z.enum(KEY_STATES),
+  published: z.boolean(),
+  created_at: z.string(),
+  activated_at: z.string().optional(),
+  retiring_at: z.string().optional(),
+  retired_at: z.string().optional(),
+  next_state: z.enum(KEY_STATES).optional(),
+  next_transition_at: z.string().optional(),
+});
+
+export const keyList = z.object({ items: z.array(keyView) });
+
+// ---- audit
+export const auditQuery = z.strictObject({
+  // A pattern rather than an enum: other modules add event types (see audit/events.ts).
+  type: z.string().regex(/^[a-z][a-z0-9_.-]{0,63}$/, 'must be an event type such as admin.change').optional(),
+  actor: z.string().min(1).max(LIMITS.name).optional(),
+  since: z.iso.datetime({ offset: true }).optional(),
+  limit: z.coerce.number().int().min(1).max(LIMITS.page.max).default(LIMITS.page.default),
+  cursor: z.string().max(LIMITS.cursor).optional(),
+});
+
+export const auditView = z.object({
+  id: z.string(),
+  at: z.string(),
+  type: z.string(),
+  actor: z.string().nullable(),
+  subject: z.string().nullable(),
+  outcome: z.enum(['success', 'failure']),
+  ip: z.string().nullable(),
+  details: z.record(z.string(), z.unknown()),
+});
+
+/** Path parameters that cannot name an entity are a 404, like an unknown one. */
+export const uuidParam = z.string().max(64);
+export const roleParam = roleName;

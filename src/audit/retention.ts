@@ -1,0 +1,33 @@
+import type { Logger } from '../log/logger.ts';
+import type { PrismaClient } from '../store/store.ts';
+
+/** Deletes audit events older than `retentionMs`; returns how many went. */
+export async function purgeAuditEvents(prisma: PrismaClient, now: Date, retentionMs: number): Promise<number> {
+  const { count } = await prisma.auditEvent.deleteMany({ where: { at: { lt: new Date(now.getTime() - retentionMs) } } });
+  return count;
+}
+
+export interface AuditRetentionOptions {
+  prisma: PrismaClient;
+  logger: Logger;
+  now: () => Date;
+  retentionMs: number;
+  /** How often to purge; every instance may purge, the delete is idempotent. */
+  intervalMs?: number;
+}
+
+/**
+ * Enforces KEYWARD_AUDIT_RETENTION: purges once at start and then periodically.
+ * Returns the function that stops it.
+ */
+export function startAuditRetention(options: AuditRetentionOptions): () => void {
+  const run = () => {
+    purgeAuditEvents(options.prisma, options.now(), options.retentionMs)
+      .then((count) => { if (count) options.logger.info({ purged: count }, 'audit events past retention purged'); })
+      .catch((error: Error) => options.logger.warn({ err: error.message }, 'audit purge failed'));
+  };
+  const timer = setInterval(run, options.intervalMs ?? 60 * 60_000);
+  timer.unref();
+  run();
+  return () => clearInterval(timer);
+}

@@ -1,0 +1,160 @@
+import type { PrismaClient } from '../store/store.ts';
+import type { ChangeFeed } from './changes.ts';
+import { Conflict, Invalid, NotFound } from './errors.ts';
+import { isMissingRow, isUniqueViolation, pageOf, type Page, type PageRequest } from './page.ts';
+import { hashPassword } from './passwords.ts';
+
+export interface UserInput {
+  username: string;
+  email?: string | undefined;
+  name?: string | undefined;
+  password: string;
+  roles?: string[] | undefined;
+  disabled?: boolean | undefined;
+}
+
+export interface UserPatch {
+  username?: string | undefined;
+  email?: string | null | undefined;
+  name?: string | null | undefined;
+  password?: string | undefined;
+  disabled?: boolean | undefined;
+}
+
+/** A user as the admin API and CLI show it: never the password hash. */
+export interface UserView {
+  id: string;
+  username: string;
+  email: string | null;
+  email_verified: boolean;
+  name: string | null;
+  disabled: boolean;
+  roles: string[];
+  created_at: string;
+  updated_at: string;
+}
+
+const include = { roles: { select: { roleName: true } } } as const;
+type Row = NonNullable<Awaited<ReturnType<PrismaClient['user']['findUnique']>>> & { roles: { roleName: string }[] };
+
+function toView(row: Row): UserView {
+  return {
+    id: row.id,
+    username: row.username,
+    email: row.email,
+    email_verified: row.emailVerified,
+    name: row.name,
+    disabled: row.disabled,
+    roles: row.roles.map((r) => r.roleName).sort(),
+    created_at: row.createdAt.toISOString(),
+    updated_at: row.updatedAt.toISOString(),
+  };
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** User accounts: creation with an argon2id password hash, roles, lookups. No HTTP in here. */
+export class UserService {
+  constructor(
+    private readonly prisma: PrismaClient,
+    private readonly changes: ChangeFeed,
+  ) {}
+
+  async create(input: UserInput): Promise<UserView> {
+    await checkRoles(this.prisma, input.roles ?? []);
+    const passwordHash = await hashPassword(input.password);
+    try {
+      const row = await this.prisma.user.create({
+        data: {
+          username: input.username,
+          email: input.email ?? null,
+          name: input.name ?? null,
+          passwordHash,
+          disabled: input.disabled ?? false,
+          roles: { create: (input.roles ?? []).map((roleName) => ({ roleName })) },
+        },
+        include,
+      });
+      await this.changes.publish({ kind: 'user', id: row.id });
+      return toView(row as Row);
+    } catch (error) {
+      if (isUniqueViolation(error)) throw new Conflict(`user ${input.username} already exists`, { username: 'already taken' });
+      throw error;
+    }
+  }
+
+  async get(id: string): Promise<UserView> {
+    const row = UUID.test(id) ? await this.prisma.user.findUnique({ where: { id }, include }) : null;
+    if (!row) throw new NotFound(`user ${id} does not exist`);
+    return toView(row as Row);
+  }
+
+  /** Users ordered by id. */
+  async list(page: PageRequest): Promise<Page<UserView>> {
+    const rows = await this.prisma.user.findMany({
+      ...(page.after ? { where: { id: { gt: page.after } } } : {}),
+      orderBy: { id: 'asc' },
+      take: page.limit + 1,
+      include,
+    });
+    return pageOf(rows as Row[], page.limit, (r) => r.id, toView);
+  }
+
+  async update(id: string, patch: UserPatch): Promise<UserView> {
+    await this.get(id);
+    const data = {
+      ...(patch.username !== undefined ? { username: patch.username } : {}),
+      ...(patch.email !== undefined ? { email: patch.email } : {}),
+      ...(patch.name !== undefined ? { name: patch.name } : {}),
+      ...(patch.disabled !== undefined ? { disabled: patch.disabled } : {}),
+      ...(patch.password !== undefined ? { passwordHash: await hashPassword(patch.password) } : {}),
+    };
+    try {
+      const row = await this.prisma.user.update({ where: { id }, data, include });
+      await this.changes.publish({ kind: 'user', id });
+      return toView(row as Row);
+    } catch (error) {
+      if (isUniqueViolation(error)) throw new Conflict(`user ${patch.username ?? ''} already exists`, { username: 'already taken' });
+      if (isMissingRow(error)) throw new NotFound(`user ${id} does not exist`);
+      throw error;
+    }
+  }
+
+  async delete(id: string): Promise<void> {
+    await this.get(id);
+    try {
+      await this.prisma.user.delete({ where: { id } });
+    } catch (error) {
+      if (isMissingRow(error)) throw new NotFound(`user ${id} does not exist`);
+      throw error;
+    }
+    await this.changes.publish({ kind: 'user', id });
+  }
+
+  /** Replaces the user's roles with exactly `roles`. */
+  async setRoles(id: string, roles: string[]): Promise<UserView> {
+    await this.get(id);
+    await checkRoles(this.prisma, roles);
+    await this.prisma.$transaction([
+      this.prisma.userRole.deleteMany({ where: { userId: id } }),
+      this.prisma.userRole.createMany({ data: [...new Set(roles)].map((roleName) => ({ userId: id, roleName })) }),
+    ]);
+    await this.changes.publish({ kind: 'user', id });
+    return this.get(id);
+  }
+
+  /** Role names of a user (for token claims); empty for an unknown id. */
+  async rolesOf(id: string): Promise<string[]> {
+    if (!UUID.test(id)) return [];
+    const rows = await this.prisma.userRole.findMany({ where: { userId: id }, select: { roleName: true } });
+    return rows.map((r) => r.roleName).sort();
+  }
+}
+
+/** Rejects role names that do not exist, naming them. */
+export async function checkRoles(prisma: PrismaClient, roles: string[]): Promise<void> {
+  if (!roles.length) return;
+  const found = await prisma.role.findMany({ where: { name: { in: roles } }, select: { name: true } });
+  const missing = [...new Set(roles)].filter((r) => !found.some((f) => f.name === r));
+  if (missing.length) throw new Invalid(`unknown role(s): ${missing.join(', ')}`, { roles: `unknown: ${missing.join(', ')}` });
+}

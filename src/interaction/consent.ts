@@ -1,0 +1,91 @@
+import type { Grant, Interaction } from 'oidc-provider';
+import type { PrismaClient } from '../store/store.ts';
+import type { ConsentItem } from './views.ts';
+
+/** What each OIDC scope means, in words a person can judge. */
+const SCOPE_WORDS: Record<string, string> = {
+  openid: 'Confirm who you are (your Keyward user ID)',
+  profile: 'See your name and username',
+  email: 'See your email address',
+  roles: 'See the roles assigned to you',
+  offline_access: 'Keep access while you are not using it (stay signed in)',
+};
+
+/** The consent still missing for an interaction, as oidc-provider's consent prompt reports it. */
+export interface MissingConsent {
+  oidcScopes: string[];
+  oidcClaims: string[];
+  /** resource indicator → scopes */
+  resourceScopes: Record<string, string[]>;
+}
+
+function strings(value: unknown): string[] {
+  return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
+}
+
+export function missingConsent(interaction: Interaction): MissingConsent {
+  const details = interaction.prompt.details as Record<string, unknown>;
+  const resources = (details.missingResourceScopes ?? {}) as Record<string, unknown>;
+  return {
+    oidcScopes: strings(details.missingOIDCScope),
+    oidcClaims: strings(details.missingOIDCClaims),
+    resourceScopes: Object.fromEntries(Object.entries(resources).map(([k, v]) => [k, strings(v)])),
+  };
+}
+
+/** The consent page's list: OIDC scopes in plain words, then API scopes naming the API. */
+export function describe(missing: MissingConsent, apiName: (identifier: string) => string): ConsentItem[] {
+  const items: ConsentItem[] = missing.oidcScopes.map((scope) => ({ what: SCOPE_WORDS[scope] ?? `Use “${scope}”`, code: scope }));
+  if (missing.oidcClaims.length) items.push({ what: 'See these details about you', code: missing.oidcClaims.join(', ') });
+  for (const [resource, scopes] of Object.entries(missing.resourceScopes)) {
+    for (const scope of scopes) items.push({ what: `Use ${apiName(resource)} with permission “${scope}”`, code: `${scope} · ${resource}` });
+  }
+  return items;
+}
+
+/** Adds everything missing to `grant` (the person allowed it, or the client is first-party). */
+export function grantMissing(grant: Grant, missing: MissingConsent): void {
+  if (missing.oidcScopes.length) grant.addOIDCScope(missing.oidcScopes.join(' '));
+  if (missing.oidcClaims.length) grant.addOIDCClaims(missing.oidcClaims);
+  for (const [resource, scopes] of Object.entries(missing.resourceScopes)) {
+    if (scopes.length) grant.addResourceScope(resource, scopes.join(' '));
+  }
+}
+
+/**
+ * True when the person already allowed all of `missing` to this client in another live grant
+ * (another session or device). oidc-provider remembers consent per session; this extends it
+ * to per user and client. The new session still gets its own grant, so signing out on one
+ * device does not revoke tokens of another.
+ */
+export async function previouslyAllowed(prisma: PrismaClient, now: Date, accountId: string, clientId: string, missing: MissingConsent): Promise<boolean> {
+  const rows = await prisma.oidcArtifact.findMany({
+    where: {
+      model: 'Grant',
+      AND: [
+        { payload: { path: ['accountId'], equals: accountId } },
+        { payload: { path: ['clientId'], equals: clientId } },
+        { OR: [{ expiresAt: null }, { expiresAt: { gt: now } }] },
+      ],
+    },
+    select: { payload: true },
+    take: 20,
+    orderBy: { expiresAt: 'desc' },
+  });
+  const scopes = new Set<string>();
+  const claims = new Set<string>();
+  const resourceScopes = new Map<string, Set<string>>();
+  for (const { payload } of rows) {
+    const p = payload as { openid?: { scope?: string; claims?: string[] }; resources?: Record<string, string> };
+    for (const s of (p.openid?.scope ?? '').split(' ')) if (s) scopes.add(s);
+    for (const c of p.openid?.claims ?? []) claims.add(c);
+    for (const [resource, granted] of Object.entries(p.resources ?? {})) {
+      const set = resourceScopes.get(resource) ?? new Set<string>();
+      for (const s of granted.split(' ')) if (s) set.add(s);
+      resourceScopes.set(resource, set);
+    }
+  }
+  return missing.oidcScopes.every((s) => scopes.has(s))
+    && missing.oidcClaims.every((c) => claims.has(c))
+    && Object.entries(missing.resourceScopes).every(([r, list]) => list.every((s) => resourceScopes.get(r)?.has(s)));
+}

@@ -1,0 +1,170 @@
+import type { AuditWriter } from '../audit/writer.ts';
+import type { Logger } from '../log/logger.ts';
+import type { Sql } from '../store/sql.ts';
+import { plan, type LifecycleKey, type LifecycleSettings, type Transition } from './lifecycle.ts';
+import type { KeyState, KeyStore, SigningAlg } from './store.ts';
+
+/** The advisory lock every key transition is made under (also taken by initial.ts). */
+export const KEY_LIFECYCLE_LOCK = 0x6b65796c; // "keyl"
+
+export type TransitionReason = 'initial' | 'schedule' | 'manual' | 'emergency';
+
+/** A transition that was made: `from` is null for a key created by it. */
+export interface AppliedTransition {
+  kid: string;
+  alg: SigningAlg;
+  from: KeyState | null;
+  to: KeyState;
+  at: Date;
+  reason: TransitionReason;
+}
+
+export interface KeySchedulerDeps {
+  sql: Sql;
+  keys: KeyStore;
+  audit: AuditWriter;
+  logger: Logger;
+  now: () => Date;
+  /** Read under the lock each time: token lifetimes live in the store and may change. */
+  settings: () => Promise<LifecycleSettings>;
+  /** After the key set changed: reload this instance and notify the others. */
+  changed: () => Promise<void>;
+  /** Wake at least this often even when nothing is due (catches clock jumps and lost locks). */
+  maxWakeMs?: number;
+}
+
+/** Decides, from the keys re-read under the lock, what to do now. */
+export type Decision = (keys: LifecycleKey[], now: Date, settings: LifecycleSettings) => Transition[];
+
+const MIN_WAKE_MS = 1000;
+const DEFAULT_MAX_WAKE_MS = 60_000;
+
+/**
+ * Performs key transitions: on a timer for the schedule, and on request (KeyService). Each
+ * batch runs under the PostgreSQL advisory lock so exactly one instance performs it, and
+ * re-reads the keys inside the lock, so an instance that waited finds the work already done.
+ * Within one process batches are serialized too (on PGlite the lock is trivially ours).
+ */
+export class KeyScheduler {
+  #timer: NodeJS.Timeout | undefined;
+  #stopped = false;
+  #chain: Promise<unknown> = Promise.resolve();
+  readonly #maxWakeMs: number;
+
+  constructor(private readonly deps: KeySchedulerDeps) {
+    this.#maxWakeMs = deps.maxWakeMs ?? DEFAULT_MAX_WAKE_MS;
+  }
+
+  /** Starts the timer; the first check runs at once (transitions may be overdue after downtime). */
+  start(): void {
+    if (this.#timer || this.#stopped) return;
+    this.#arm(0);
+  }
+
+  /** Stops the timer and waits for a batch in progress, so the store is not closed under it. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    await this.#chain;
+  }
+
+  /** Performs every scheduled transition due now, unless another instance is doing so. */
+  runDue(): Promise<{ acquired: boolean; applied: AppliedTransition[] }> {
+    return this.#exclusive(() => this.#runDue());
+  }
+
+  #runDue(): Promise<{ acquired: boolean; applied: AppliedTransition[] }> {
+    return this.#transact('schedule', undefined, (keys, now, settings) => plan(keys, now, settings).due, { wait: false });
+  }
+
+  /**
+   * Runs `decide` on the keys as stored, under the lock, and applies its transitions, each an
+   * audit event and a log line. With `wait: false` gives up at once when another instance holds
+   * the lock (it is doing the same work).
+   */
+  transact(reason: TransitionReason, actor: string | undefined, decide: Decision, options: { wait: boolean }): Promise<{ acquired: boolean; applied: AppliedTransition[] }> {
+    return this.#exclusive(() => this.#transact(reason, actor, decide, options));
+  }
+
+  async #transact(reason: TransitionReason, actor: string | undefined, decide: Decision, options: { wait: boolean }): Promise<{ acquired: boolean; applied: AppliedTransition[] }> {
+    const applied: AppliedTransition[] = [];
+    try {
+      const locked = await this.deps.sql.withAdvisoryLock(KEY_LIFECYCLE_LOCK, async () => {
+        const settings = await this.deps.settings();
+        const at = this.deps.now();
+        for (const transition of decide(await this.deps.keys.list(), at, settings)) {
+          applied.push(await this.#apply(transition, at, reason, actor));
+        }
+      }, { wait: options.wait });
+      return { acquired: locked.acquired, applied };
+    } finally {
+      // Outside the lock (reloading builds a Provider; other instances need not wait for that),
+      // and also after a failure part-way, so what was done is served at once.
+      if (applied.length) await this.deps.changed();
+    }
+  }
+
+  /** When the next scheduled transition falls due (from the store, not from uptime). */
+  async nextDueAt(): Promise<Date | undefined> {
+    return plan(await this.deps.keys.list(), this.deps.now(), await this.deps.settings()).nextAt;
+  }
+
+  async #apply(transition: Transition, at: Date, reason: TransitionReason, actor: string | undefined): Promise<AppliedTransition> {
+    const record = transition.kind === 'create'
+      ? await this.deps.keys.create(transition.alg, transition.to, at)
+      : await this.deps.keys.transition(transition.kid, transition.to, at);
+    const applied: AppliedTransition = {
+      kid: record.kid,
+      alg: record.alg,
+      from: transition.kind === 'create' ? null : transition.from,
+      to: record.state,
+      at,
+      reason,
+    };
+    this.deps.audit.record({
+      type: 'key.transition',
+      actor: actor ?? 'scheduler',
+      subject: record.kid,
+      outcome: 'success',
+      details: { alg: applied.alg, from: applied.from, to: applied.to, reason },
+      at,
+    });
+    this.deps.logger.info({ kid: applied.kid, alg: applied.alg, from: applied.from, to: applied.to, reason }, 'signing key transition');
+    return applied;
+  }
+
+  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const result = this.#chain.then(fn);
+    this.#chain = result.catch(() => undefined);
+    return result;
+  }
+
+  #arm(delayMs: number): void {
+    if (this.#stopped) return;
+    this.#timer = setTimeout(() => void this.#tick(), delayMs);
+    this.#timer.unref();
+  }
+
+  async #tick(): Promise<void> {
+    this.#timer = undefined;
+    await this.#exclusive(async () => {
+      if (!this.#stopped) this.#arm(await this.#check());
+    });
+  }
+
+  /** One scheduled check; returns how long to sleep until the next. */
+  async #check(): Promise<number> {
+    let delay = this.#maxWakeMs;
+    try {
+      await this.#runDue();
+      const next = await this.nextDueAt();
+      // Still due (another instance holds the lock right now): look again shortly.
+      if (next) delay = Math.min(this.#maxWakeMs, Math.max(MIN_WAKE_MS, next.getTime() - this.deps.now().getTime()));
+    } catch (error) {
+      this.deps.logger.error({ err: (error as Error).message }, 'signing key schedule failed; will retry');
+      delay = Math.min(this.#maxWakeMs, 5000);
+    }
+    return delay;
+  }
+}

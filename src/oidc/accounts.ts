@@ -1,0 +1,59 @@
+import type { Account, Configuration } from 'oidc-provider';
+import type { PrismaClient } from '../store/store.ts';
+
+/**
+ * Which claims each scope releases (OIDC Core §5.4, plus Keyward's `roles`). oidc-provider
+ * filters the account's claims by the granted scopes for the ID token and userinfo.
+ */
+export const SCOPE_CLAIMS = {
+  openid: ['sub'],
+  email: ['email', 'email_verified'],
+  profile: ['name', 'preferred_username'],
+  roles: ['roles'],
+} as const;
+
+/** Role names of a user, for access-token `roles` (claims.ts) and the `roles` claim. */
+export function userRolesFrom(prisma: PrismaClient): (accountId: string) => Promise<string[]> {
+  return async (accountId) => {
+    const rows = await prisma.userRole.findMany({ where: { userId: accountId }, select: { roleName: true }, orderBy: { roleName: 'asc' } });
+    return rows.map((r) => r.roleName);
+  };
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * The user side of oidc-provider: `findAccount` (sub = user id) and the scope → claims map.
+ * A disabled or deleted user is not found, which makes oidc-provider refuse their refresh
+ * tokens, userinfo and existing sessions.
+ */
+export function accountConfiguration(deps: { prisma: PrismaClient }): Partial<Configuration> {
+  const rolesOf = userRolesFrom(deps.prisma);
+  return {
+    claims: Object.fromEntries(Object.entries(SCOPE_CLAIMS).map(([scope, claims]) => [scope, [...claims]])),
+    // oidc-provider's default (true) leaves scope claims out of the ID token whenever an access
+    // token for userinfo is issued alongside it. Keyward's contract is that the ID token itself
+    // carries `roles`, `email` and `name` when their scopes are granted, so RPs need no userinfo call.
+    conformIdTokenClaims: false,
+    async findAccount(_ctx, sub): Promise<Account | undefined> {
+      if (!UUID.test(sub)) return undefined;
+      const user = await deps.prisma.user.findUnique({
+        where: { id: sub },
+        select: { id: true, username: true, email: true, emailVerified: true, name: true, disabled: true },
+      });
+      if (!user || user.disabled) return undefined;
+      return {
+        accountId: user.id,
+        async claims() {
+          return {
+            sub: user.id,
+            preferred_username: user.username,
+            ...(user.name ? { name: user.name } : {}),
+            ...(user.email ? { email: user.email, email_verified: user.emailVerified } : {}),
+            roles: await rolesOf(user.id),
+          };
+        },
+      };
+    },
+  };
+}

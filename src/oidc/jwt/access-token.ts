@@ -1,0 +1,61 @@
+import { createLocalJWKSet, jwtVerify, type JWK, type JWTPayload } from 'jose';
+import type { JWKS } from 'oidc-provider';
+import { TOKEN_SIGNING_ALGS } from '../policy.ts';
+
+/** The claims of a verified RFC 9068 access token that introspection and revocation use. */
+export interface AccessTokenClaims extends JWTPayload {
+  jti: string;
+  exp: number;
+  client_id: string;
+}
+
+/** JWK members that hold private key material; never part of a verification key set. */
+const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'] as const;
+
+function publicJwk(jwk: JWK): JWK {
+  const copy: Record<string, unknown> = { ...jwk };
+  for (const member of PRIVATE_MEMBERS) delete copy[member];
+  // Staged and retiring keys are verify-only; active ones are published for verification too.
+  delete copy.key_ops;
+  return copy as JWK;
+}
+
+/**
+ * Verifies Keyward's own JWT access tokens against the key set the provider was built with
+ * (the provider is rebuilt when keys change, so this is always the current set): signature by
+ * a published key, `typ: at+jwt` (RFC 9068 §4), our issuer, not expired.
+ */
+export class AccessTokenVerifier {
+  readonly #keys: ReturnType<typeof createLocalJWKSet>;
+
+  constructor(
+    private readonly issuer: string,
+    jwks: JWKS,
+    private readonly now: () => Date,
+  ) {
+    this.#keys = createLocalJWKSet({ keys: (jwks.keys as JWK[]).map(publicJwk) });
+  }
+
+  /** The token's claims, or undefined for anything forged, foreign, malformed or expired. */
+  async verify(token: string): Promise<AccessTokenClaims | undefined> {
+    try {
+      const { payload } = await jwtVerify(token, this.#keys, {
+        issuer: this.issuer,
+        typ: 'at+jwt',
+        algorithms: [...TOKEN_SIGNING_ALGS],
+        currentDate: this.now(),
+        requiredClaims: ['jti', 'exp', 'client_id'],
+      });
+      if (typeof payload.jti !== 'string' || typeof payload.client_id !== 'string') return undefined;
+      return payload as AccessTokenClaims;
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+/** The audiences of a token as a list. */
+export function audiencesOf(claims: JWTPayload): string[] {
+  if (typeof claims.aud === 'string') return [claims.aud];
+  return Array.isArray(claims.aud) ? claims.aud : [];
+}

@@ -1,0 +1,80 @@
+import assert from 'node:assert/strict';
+import { ADMIN_READ_ROLE, ADMIN_ROLE } from '../../src/identity/bootstrap.ts';
+import type { TestServer } from '../support/harness.ts';
+
+/** Admin API access for tests: real clients, real tokens from the real token endpoint. */
+export interface AdminClient {
+  token: string;
+  clientId: string;
+  secret: string;
+}
+
+export async function clientToken(server: TestServer, clientId: string, secret: string, resource = `${server.url}/admin`): Promise<Response> {
+  return fetch(`${server.url}/token`, {
+    method: 'POST',
+    headers: {
+      authorization: `Basic ${Buffer.from(`${encodeURIComponent(clientId)}:${encodeURIComponent(secret)}`).toString('base64')}`,
+      'content-type': 'application/x-www-form-urlencoded',
+    },
+    body: new URLSearchParams({ grant_type: 'client_credentials', resource }),
+  });
+}
+
+/** Creates a confidential client with `roles` and gets it an access token for the admin API. */
+export async function adminClient(server: TestServer, roles: string[] = [ADMIN_ROLE]): Promise<AdminClient> {
+  const { client, client_secret } = await server.keyward.clients.create({
+    client_name: `test ${roles.join(',') || 'no roles'}`,
+    grant_types: ['client_credentials'],
+    roles,
+  });
+  const res = await clientToken(server, client.client_id, client_secret!);
+  assert.equal(res.status, 200, await res.clone().text());
+  const { access_token } = (await res.json()) as { access_token: string };
+  return { token: access_token, clientId: client.client_id, secret: client_secret! };
+}
+
+export const readOnlyRoles = [ADMIN_READ_ROLE];
+
+export interface Call {
+  status: number;
+  headers: Headers;
+  body: any;
+  text: string;
+}
+
+/** One admin API call; `body` is sent as JSON unless it is a string (sent raw). */
+export async function call(server: TestServer, token: string | undefined, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Call> {
+  const res = await fetch(`${server.url}/admin/v1${path}`, {
+    method,
+    headers: {
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      ...headers,
+    },
+    ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
+  });
+  const text = await res.text();
+  let parsed: unknown;
+  try {
+    parsed = text ? JSON.parse(text) : undefined;
+  } catch {
+    parsed = undefined;
+  }
+  return { status: res.status, headers: res.headers, body: parsed, text };
+}
+
+/** Asserts an RFC 9457 problem with `status`. */
+export function assertProblem(res: Call, status: number, message?: string): void {
+  assert.equal(res.status, status, res.text);
+  assert.match(res.headers.get('content-type') ?? '', /^application\/problem\+json/);
+  assert.equal(res.body.status, status);
+  assert.equal(typeof res.body.type, 'string');
+  assert.equal(typeof res.body.title, 'string');
+  assert.equal(typeof res.body.detail, 'string');
+  if (message) assert.match(res.body.detail, new RegExp(message));
+}
+
+/** Names of the fields a validation problem reports. */
+export function failingFields(res: Call): string[] {
+  return ((res.body?.errors ?? []) as { field: string }[]).map((e) => e.field);
+}

@@ -1,0 +1,161 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, test } from 'node:test';
+import { ConfigError, loadConfig } from '../../src/config/env.ts';
+import { parseDuration } from '../../src/config/duration.ts';
+
+const KEK = Buffer.alloc(32, 1).toString('base64');
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+/** Asserts that `env` is rejected with a one-line ConfigError naming `variable`. */
+function assertRejected(env: Record<string, string>, variable: string, expectedForm: RegExp): void {
+  assert.throws(() => loadConfig(env), (error: unknown) => {
+    assert.ok(error instanceof ConfigError, `a ConfigError, got ${String(error)}`);
+    assert.match(error.message, new RegExp(`^invalid ${variable}: `));
+    assert.match(error.message, expectedForm);
+    assert.doesNotMatch(error.message, /\n/);
+    return true;
+  });
+}
+
+describe('loadConfig', () => {
+  test('an empty environment gives the documented defaults', () => {
+    const config = loadConfig({});
+    assert.equal(config.port, 3000);
+    assert.equal(config.host, '0.0.0.0');
+    assert.equal(config.issuer, 'http://localhost:3000');
+    assert.equal(config.databaseUrl, undefined);
+    assert.equal(config.dataDir, './data');
+    assert.equal(config.kek, undefined);
+    assert.equal(config.kekFile, './keys/kek');
+    assert.equal(config.autoMigrate, true);
+    assert.deepEqual(config.bootstrapAdmin, { clientId: undefined, clientSecret: undefined });
+    assert.equal(config.keyRotationIntervalMs, 30 * 86_400_000);
+    assert.equal(config.shutdownTimeoutMs, 10_000);
+    assert.equal(config.logLevel, 'info');
+  });
+
+  test('the issuer defaults to http://localhost:$PORT', () => {
+    assert.equal(loadConfig({ PORT: '8080' }).issuer, 'http://localhost:8080');
+  });
+
+  test('an explicit ISSUER wins and loses a trailing slash', () => {
+    assert.equal(loadConfig({ PORT: '8080', ISSUER: 'https://id.example.com/' }).issuer, 'https://id.example.com');
+  });
+
+  test('empty variables count as unset', () => {
+    assert.equal(loadConfig({ DATABASE_URL: '', PORT: '' }).databaseUrl, undefined);
+  });
+
+  test('DATABASE_URL, KEYWARD_KEK and the bootstrap pair are taken as given', () => {
+    const config = loadConfig({
+      DATABASE_URL: 'postgres://keyward:pw@db:5432/keyward',
+      KEYWARD_KEK: KEK,
+      KEYWARD_BOOTSTRAP_ADMIN_CLIENT_ID: 'admin-cli',
+      KEYWARD_BOOTSTRAP_ADMIN_CLIENT_SECRET: 's'.repeat(40),
+      KEYWARD_AUTO_MIGRATE: 'false',
+      LOG_LEVEL: 'debug',
+    });
+    assert.equal(config.databaseUrl, 'postgres://keyward:pw@db:5432/keyward');
+    assert.deepEqual(config.kek, Buffer.alloc(32, 1));
+    assert.deepEqual(config.bootstrapAdmin, { clientId: 'admin-cli', clientSecret: 's'.repeat(40) });
+    assert.equal(config.autoMigrate, false);
+    assert.equal(config.logLevel, 'debug');
+  });
+
+  test('durations 90s, 15m, 12h and 30d', () => {
+    assert.equal(loadConfig({ KEYWARD_KEY_ROTATION_INTERVAL: '90s' }).keyRotationIntervalMs, 90_000);
+    assert.equal(loadConfig({ KEYWARD_KEY_ROTATION_INTERVAL: '15m' }).keyRotationIntervalMs, 900_000);
+    assert.equal(loadConfig({ KEYWARD_KEY_ROTATION_INTERVAL: '12h' }).keyRotationIntervalMs, 43_200_000);
+    assert.equal(loadConfig({ KEYWARD_KEY_ROTATION_INTERVAL: '30d' }).keyRotationIntervalMs, 2_592_000_000);
+    assert.equal(parseDuration('0s'), undefined);
+    assert.equal(parseDuration('1.5h'), undefined);
+  });
+});
+
+describe('a bad value is named with its expected form', () => {
+  test('malformed DATABASE_URL', () => {
+    assertRejected({ DATABASE_URL: 'not a url' }, 'DATABASE_URL', /postgres:\/\//);
+    assertRejected({ DATABASE_URL: 'mysql://u@h/db' }, 'DATABASE_URL', /postgres:\/\//);
+  });
+
+  test('KEYWARD_KEK that is not 32 bytes of base64', () => {
+    assertRejected({ KEYWARD_KEK: Buffer.alloc(16, 1).toString('base64') }, 'KEYWARD_KEK', /32 random bytes in base64/);
+    assertRejected({ KEYWARD_KEK: '!'.repeat(44) }, 'KEYWARD_KEK', /32 random bytes in base64/);
+  });
+
+  test('a KEYWARD_KEK error does not echo the key', () => {
+    const almost = `${KEK.slice(0, 42)}`;
+    assert.throws(() => loadConfig({ KEYWARD_KEK: almost }), (error: Error) => !error.message.includes(almost));
+  });
+
+  test('non-URL ISSUER', () => {
+    assertRejected({ ISSUER: 'id.example.com' }, 'ISSUER', /absolute http\(s\) URL/);
+    assertRejected({ ISSUER: 'https://id.example.com/?x=1' }, 'ISSUER', /without query or fragment/);
+  });
+
+  test('unknown duration "5 weeks"', () => {
+    assertRejected({ KEYWARD_KEY_ROTATION_INTERVAL: '5 weeks' }, 'KEYWARD_KEY_ROTATION_INTERVAL', /90s, 15m, 12h or 30d/);
+  });
+
+  test('bootstrap client id without a secret', () => {
+    assertRejected({ KEYWARD_BOOTSTRAP_ADMIN_CLIENT_ID: 'admin-cli' }, 'KEYWARD_BOOTSTRAP_ADMIN_CLIENT_SECRET', /set both/);
+  });
+
+  test('PORT out of range', () => {
+    assertRejected({ PORT: '70000' }, 'PORT', /./);
+  });
+});
+
+interface Exit {
+  code: number | null;
+  stderr: string;
+  stdout: string;
+  ms: number;
+}
+
+/** Runs the real entry point with exactly `env` (plus PATH) and waits for it to exit. */
+function runMain(env: Record<string, string>, timeoutMs = 10_000): Promise<Exit> {
+  const started = Date.now();
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`still running after ${timeoutMs} ms; stderr: ${stderr}`));
+    }, timeoutMs);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stderr, stdout, ms: Date.now() - started });
+    });
+  });
+}
+
+describe('start-up with a bad value (process level)', () => {
+  const cases: [string, Record<string, string>][] = [
+    ['DATABASE_URL', { DATABASE_URL: 'postgres//nohost' }],
+    ['KEYWARD_KEK', { KEYWARD_KEK: 'c2hvcnQ=' }],
+    ['ISSUER', { ISSUER: 'not-a-url' }],
+    ['KEYWARD_KEY_ROTATION_INTERVAL', { KEYWARD_KEY_ROTATION_INTERVAL: '5 weeks' }],
+  ];
+  for (const [variable, env] of cases) {
+    test(`bad ${variable}: exits non-zero within seconds with one line on stderr naming it`, async () => {
+      const exit = await runMain(env);
+      assert.notEqual(exit.code, 0);
+      assert.ok(exit.ms < 8000, `exited after ${exit.ms} ms`);
+      const lines = exit.stderr.split('\n').filter(Boolean);
+      assert.equal(lines.length, 1, `exactly one line on stderr, got: ${exit.stderr}`);
+      assert.match(lines[0]!, new RegExp(`\\binvalid ${variable}: expected `));
+      assert.equal(exit.stdout, '');
+    });
+  }
+});

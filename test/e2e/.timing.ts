@@ -1,0 +1,17 @@
+import { createTestDatabase, startServer } from '../support/harness.ts';
+import { authRequest, createPublicClient, createUser, launchBrowser, rp, startCallback, submitLogin } from './support.ts';
+const t0 = Date.now(); const lap = (s: string) => console.log(s, Date.now() - t0);
+const db = await createTestDatabase();
+const server = await startServer(db); lap('server');
+const browser = await launchBrowser(); lap('browser');
+const callback = await startCallback();
+const clientId = await createPublicClient(server.keyward, callback);
+const user = await createUser(server.keyward); lap('user');
+const config = await rp(server.url, clientId); lap('rp');
+const ctx = await browser.newContext(); const page = await ctx.newPage(); lap('page');
+page.on('request', (r) => console.log('  req', Date.now() - t0, r.method(), r.url().slice(0, 90)));
+page.on('response', (r) => console.log('  res', Date.now() - t0, r.status(), r.url().slice(0, 90)));
+await page.goto((await authRequest(config, callback)).url.href); lap('goto');
+await submitLogin(page, user.username, user.password); lap('login');
+await page.goto((await authRequest(config, callback)).url.href); lap('goto2');
+await browser.close(); await callback.close(); await server.stop(); await db.drop();

@@ -1,0 +1,74 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { createTestDatabase, startServer, type TestDatabase, type TestServer } from '../support/harness.ts';
+import { adminEnv, adminToken, fetchJwks, keyTransitionEvents, kidOf, TestClock, verifiesNow, type Jwks } from './helpers.ts';
+
+/** The JWKS as a comparable value: which kids, and which of them may only verify. */
+const shape = (jwks: Jwks) => jwks.keys.map((k) => `${k.kid}:${(k.key_ops ?? []).join('+')}`).sort().join(',');
+
+/** Polls `url`'s JWKS until it equals `expected`; returns the milliseconds it took. */
+async function propagation(url: string, expected: string, startedAt: number, limitMs: number): Promise<number> {
+  while (performance.now() - startedAt < limitMs) {
+    if (shape((await fetchJwks(url)).jwks) === expected) return performance.now() - startedAt;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return Number.POSITIVE_INFINITY;
+}
+
+// Several instances on one database only exist with PostgreSQL (PGlite is one in-process database).
+if (process.env.DATABASE_URL) {
+  describe('two instances on one PostgreSQL', () => {
+    let db: TestDatabase;
+    let a: TestServer;
+    let b: TestServer;
+    const clock = new TestClock();
+
+    before(async () => {
+      db = await createTestDatabase();
+      [a, b] = await Promise.all([startServer(db, adminEnv, { now: clock.now }), startServer(db, adminEnv, { now: clock.now })]);
+    });
+    after(async () => {
+      await Promise.all([a?.stop(), b?.stop()]);
+      await db?.drop();
+    });
+
+    test('starting together, they create one initial key per algorithm between them', async () => {
+      const rows = await a.keyward.store.sql.query<{ alg: string }>("SELECT alg FROM signing_keys WHERE state = 'active' ORDER BY alg");
+      assert.deepEqual(rows.map((r) => r.alg), ['ES256', 'RS256']);
+    });
+
+    test('each scheduled transition is performed by exactly one instance, and the other serves the new JWKS within 2 s (5 runs)', async (t) => {
+      const delays: number[] = [];
+      for (let run = 0; run < 5; run++) {
+        clock.set((await a.keyward.keyScheduler.nextDueAt())!);
+        const before = (await keyTransitionEvents(a)).length;
+        const [ra, rb] = await Promise.all([a.keyward.keyScheduler.runDue(), b.keyward.keyScheduler.runDue()]);
+        const performers = [ra, rb].filter((r) => r.applied.length > 0);
+        assert.equal(performers.length, 1, `run ${run}: exactly one instance performs the transition`);
+        const [performer, follower] = ra.applied.length ? [a, b] : [b, a];
+        // The performer serves the new key set as soon as runDue returns; measure from there.
+        const startedAt = performance.now();
+        const expected = shape((await fetchJwks(performer.url)).jwks);
+        const delay = await propagation(follower.url, expected, startedAt, 2000);
+        assert.ok(delay < 2000, `run ${run}: the other instance still served the old JWKS after 2 s`);
+        delays.push(delay);
+        await Promise.all([a.keyward.audit.flush(), b.keyward.audit.flush()]);
+        const events = (await keyTransitionEvents(a)).slice(before);
+        assert.equal(events.length, performers[0]!.applied.length, 'each transition audited once');
+      }
+      const sorted = [...delays].sort((x, y) => x - y);
+      t.diagnostic(`propagation delays (ms): ${delays.map((d) => d.toFixed(1)).join(', ')}; median ${sorted[2]!.toFixed(1)} ms`);
+    });
+
+    test('an emergency rotation on one instance stops the other from serving the compromised key and signing with it', async () => {
+      const token = await adminToken(b.url);
+      const compromised = kidOf(token);
+      await a.keyward.keyService.rotate({ alg: 'ES256', emergency: true, actor: 'test-operator' });
+      const startedAt = performance.now();
+      const expected = shape((await fetchJwks(a.url)).jwks);
+      assert.ok(await propagation(b.url, expected, startedAt, 2000) < 2000);
+      assert.equal(await verifiesNow(b.url, token), false);
+      assert.notEqual(kidOf(await adminToken(b.url)), compromised, 'the other instance no longer signs with the retired key');
+    });
+  });
+}

@@ -1,0 +1,98 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { lifecycleSettings } from '../../src/keys/lifecycle.ts';
+import { createTestDatabase, startServer, type TestDatabase, type TestServer } from '../support/harness.ts';
+import { adminEnv, adminToken, fetchJwks, kidOf, kidsInJwks, only, TestClock } from './helpers.ts';
+
+const DAY = 86_400_000;
+const LEAD = lifecycleSettings({ rotationIntervalMs: 30 * DAY, longestTokenTtlSeconds: 3600, algs: ['ES256', 'RS256'] }).stagingLeadMs;
+
+describe('the schedule is computed from the store, not from uptime', () => {
+  let db: TestDatabase;
+  let server: TestServer | undefined;
+
+  before(async () => {
+    db = await createTestDatabase();
+  });
+  after(async () => {
+    await server?.stop();
+    await db?.drop();
+  });
+
+  test('a restart in the middle of a staged period resumes it: the staged key signs exactly one lead after it was staged', async () => {
+    const clock = new TestClock();
+    server = await startServer(db, adminEnv, { now: clock.now });
+    const first = await only(server, 'ES256', 'active');
+    clock.set((await server.keyward.keyScheduler.nextDueAt())!);
+    await server.keyward.keyScheduler.runDue();
+    const staged = await only(server, 'ES256', 'staged');
+    const stagedAt = clock.ms;
+    await server.stop();
+    server = undefined;
+
+    // Down for half the lead; the new process has a fresh uptime and the same store.
+    clock.advance(LEAD / 2);
+    server = await startServer(db, adminEnv, { now: clock.now });
+    assert.equal((await only(server, 'ES256', 'staged')).kid, staged.kid, 'the restart neither drops nor re-stages the successor');
+    assert.ok((await kidsInJwks(server.url)).includes(staged.kid));
+    assert.equal(kidOf(await adminToken(server.url)), first.kid);
+    assert.equal((await server.keyward.keyScheduler.nextDueAt())!.getTime(), stagedAt + LEAD);
+    const view = (await server.keyward.keyService.list()).find((v) => v.kid === staged.kid)!;
+    assert.deepEqual([view.next_state, Date.parse(view.next_transition_at!)], ['active', stagedAt + LEAD]);
+
+    clock.set(new Date(stagedAt + LEAD - 1));
+    await server.keyward.keyScheduler.runDue();
+    assert.equal((await only(server, 'ES256', 'staged')).kid, staged.kid);
+
+    clock.set(new Date(stagedAt + LEAD));
+    await server.keyward.keyScheduler.runDue();
+    const promoted = (await server.keyward.keyService.list()).find((v) => v.kid === staged.kid)!;
+    assert.equal(promoted.state, 'active');
+    assert.equal(Date.parse(promoted.activated_at!), stagedAt + LEAD);
+    assert.equal(kidOf(await adminToken(server.url)), staged.kid);
+  });
+});
+
+describe('the scheduler timer (real clock, 4 s interval, EdDSA configured)', () => {
+  let db: TestDatabase;
+  let server: TestServer;
+
+  before(async () => {
+    db = await createTestDatabase();
+    server = await startServer(db, { ...adminEnv, KEYWARD_KEY_ROTATION_INTERVAL: '4s', KEYWARD_SIGNING_ALGS: 'ES256,RS256,EdDSA' });
+  });
+  after(async () => {
+    await server?.stop();
+    await db?.drop();
+  });
+
+  test('a configured EdDSA key is created active and published', async () => {
+    const eddsa = await only(server, 'EdDSA', 'active');
+    const published = (await fetchJwks(server.url)).jwks.keys.find((k) => k.kid === eddsa.kid);
+    assert.deepEqual([published?.kty, published?.crv, published?.alg], ['OKP', 'Ed25519', 'EdDSA']);
+  });
+
+  test('without any call, the running server stages, publishes and then activates a successor on time', async () => {
+    const initial = await only(server, 'ES256', 'active');
+    assert.match((await fetchJwks(server.url)).cacheControl ?? '', /max-age=1$/);
+    // Watch the JWKS as a relying party would, until a new key signs.
+    const firstSeen = new Map<string, number>();
+    const deadline = Date.now() + 15_000;
+    let signer = initial.kid;
+    while (signer === initial.kid && Date.now() < deadline) {
+      for (const kid of await kidsInJwks(server.url)) if (!firstSeen.has(kid)) firstSeen.set(kid, Date.now());
+      signer = kidOf(await adminToken(server.url));
+      if (signer === initial.kid) await new Promise((r) => setTimeout(r, 100));
+    }
+    const signedAt = Date.now();
+    assert.notEqual(signer, initial.kid, 'no rotation happened within 15 s');
+    const views = await server.keyward.keyService.list();
+    const view = views.find((v) => v.kid === signer)!;
+    const predecessor = views.find((v) => v.kid === initial.kid)!;
+    // Lead for a 4 s interval: 2 × max-age 1 s; the predecessor signed for the whole interval.
+    assert.ok(Date.parse(view.activated_at!) - Date.parse(view.created_at) >= 2000);
+    assert.ok(Date.parse(view.activated_at!) - Date.parse(predecessor.activated_at!) >= 4000);
+    assert.equal(predecessor.state, 'retiring');
+    assert.ok(signedAt - firstSeen.get(signer)! >= 1500, 'the new kid was published well before it signed');
+  });
+});
