@@ -82,6 +82,10 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
   const now = options.now ?? (() => new Date());
   const ownsStore = !options.store;
   const store = options.store ?? (await openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir }));
+  // Started below; released again when start-up fails (a held LISTEN connection would keep
+  // the PostgreSQL pool, and so the process, from ever ending).
+  let startedFeed: ChangeFeed | undefined;
+  let startedAudit: AuditWriter | undefined;
   try {
     if (config.autoMigrate) {
       const applied = await migrate(store.sql);
@@ -90,6 +94,7 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
     const kek = await loadKek(config.kek, config.kekFile);
     const changes = new ChangeFeed(store.kind === 'postgres' ? store.sql : undefined);
     await changes.start();
+    startedFeed = changes;
     const hasher = new SecretHasher(kek);
     const clients = new ClientService(store.prisma, hasher, changes, now);
     const roles = new RoleService(store.prisma, changes);
@@ -98,6 +103,10 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
     const keys = new KeyStore(store.prisma, kek);
     const audit = new AuditWriter(store.prisma, logger, now);
     audit.start();
+    startedAudit = audit;
+    // A wrong KEK must stop start-up before anything is written under it (bootstrap would
+    // otherwise re-hash the admin secret with a pepper derived from the wrong key).
+    await keys.loadUsable();
 
     const bootstrapped = await store.sql.withAdvisoryLock(BOOTSTRAP_LOCK, () =>
       bootstrapAdmin({ clients, roles, resources, prisma: store.prisma }, config.issuer, config.bootstrapAdmin));
@@ -181,6 +190,8 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
       },
     };
   } catch (error) {
+    await startedAudit?.stop().catch(() => undefined);
+    await startedFeed?.stop().catch(() => undefined);
     if (ownsStore) await store.close().catch(() => undefined);
     throw error;
   }

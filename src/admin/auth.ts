@@ -5,6 +5,7 @@ import type { ChangeFeed } from '../identity/changes.ts';
 import type { ClientService } from '../identity/clients.ts';
 import type { SigningKeyRecord } from '../keys/store.ts';
 import type { ProviderHolder } from '../oidc/holder.ts';
+import { RevocationList } from '../oidc/jwt/revocation-list.ts';
 import type { PrismaClient } from '../store/store.ts';
 import { Problem } from './problem.ts';
 
@@ -47,8 +48,10 @@ function unauthorized(detail: string, presented: boolean): Problem {
 export class AdminAuthenticator {
   #jwks: Promise<JWTVerifyGetKey> | undefined;
   #loadedAt = 0;
+  readonly #revoked: RevocationList;
 
   constructor(private readonly deps: AdminAuthDeps) {
+    this.#revoked = new RevocationList(deps.prisma);
     deps.provider.onSwap(() => this.#invalidate());
     deps.changes.subscribe((change) => { if (change.kind === 'keys') this.#invalidate(); });
   }
@@ -61,9 +64,9 @@ export class AdminAuthenticator {
     if (!match) throw unauthorized('the Authorization header must be "Bearer <token>"', true);
     const payload = await this.#verify(match[1]!);
 
-    if (typeof payload.jti === 'string') {
-      const revoked = await this.deps.prisma.revokedToken.findUnique({ where: { jti: payload.jti }, select: { jti: true } });
-      if (revoked) throw unauthorized('the access token has been revoked', true);
+    // RFC 7009: a JWT revoked at the revocation endpoint is refused for the rest of its life.
+    if (typeof payload.jti === 'string' && await this.#revoked.isRevoked(payload.jti)) {
+      throw unauthorized('the access token has been revoked', true);
     }
     const clientId = typeof payload.client_id === 'string' ? payload.client_id : undefined;
     if (clientId) {

@@ -54,6 +54,7 @@ export async function call(server: TestServer, token: string | undefined, method
     ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
   });
   const text = await res.text();
+  transcript.push(text);
   let parsed: unknown;
   try {
     parsed = text ? JSON.parse(text) : undefined;
@@ -77,4 +78,37 @@ export function assertProblem(res: Call, status: number, message?: string): void
 /** Names of the fields a validation problem reports. */
 export function failingFields(res: Call): string[] {
   return ((res.body?.errors ?? []) as { field: string }[]).map((e) => e.field);
+}
+
+/** Every admin response body this test file received, to prove no secret or hash leaks. */
+export const transcript: string[] = [];
+
+/**
+ * No stored hash, sealed private key or password appears in any response or log line, and
+ * each issued client secret appears exactly once: in the response that issued it.
+ */
+export async function assertNoLeaks(server: TestServer, passwords: string[] = []): Promise<void> {
+  await server.keyward.audit.flush();
+  const prisma = server.keyward.store.prisma;
+  const hashes = [
+    ...(await prisma.clientSecret.findMany({ select: { hash: true } })).map((r) => r.hash),
+    ...(await prisma.user.findMany({ select: { passwordHash: true } })).map((r) => r.passwordHash),
+    ...(await prisma.signingKey.findMany({ select: { encryptedJwk: true } })).map((r) => r.encryptedJwk).filter((v): v is string => !!v),
+  ];
+  assert.ok(hashes.length > 0);
+  const logs = server.logs.text;
+  const responses = transcript.join('\n');
+  for (const hash of hashes) {
+    assert.ok(!responses.includes(hash), 'a stored hash or sealed key appeared in a response');
+    assert.ok(!logs.includes(hash), 'a stored hash or sealed key appeared in a log line');
+  }
+  for (const password of passwords) {
+    assert.ok(!responses.includes(password), 'a password appeared in a response');
+    assert.ok(!logs.includes(password), 'a password appeared in a log line');
+  }
+  const secrets = transcript.flatMap((text) => [...text.matchAll(/"client_secret":"([^"]+)"/g)].map((m) => m[1]!));
+  for (const secret of secrets) {
+    assert.equal(transcript.filter((text) => text.includes(secret)).length, 1, 'a client secret was shown more than once');
+    assert.ok(!logs.includes(secret), 'a client secret appeared in a log line');
+  }
 }

@@ -217,3 +217,18 @@ test('OIDC Core §3.1.2.1: prompt=login and max_age=0 ask for the password again
   assert.ok(page.url().startsWith(callback.redirectUri));
   await context.close();
 });
+
+test('a login started before a key reload (new Provider instance) completes after it', async () => {
+  const user = await createUser(server.keyward, { roles: ['staff'] });
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const request = await authRequest(config, callback);
+  await page.goto(request.url.href);
+  const before = server.keyward.provider.current;
+  await server.keyward.reloadKeys();
+  assert.notEqual(server.keyward.provider.current, before);
+  await submitLogin(page, user.username, user.password);
+  const tokens = await exchange(config, page.url(), request);
+  assert.deepEqual(tokens.claims()?.roles, ['staff']);
+  await context.close();
+});

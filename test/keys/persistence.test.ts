@@ -105,16 +105,19 @@ describe('signing keys at rest', () => {
     assert.equal(decodeProtectedHeader(await adminToken(server)).kid, protectedHeader.kid);
   });
 
-  test('a start with a different KEK on the same store fails clearly and generates nothing', async () => {
-    const before = await keyRows(server);
+  test('a start with a different KEK on the same store fails clearly and writes nothing', async () => {
+    const keysBefore = await keyRows(server);
     const secretsBefore = await server.keyward.store.sql.query('SELECT id, hash FROM client_secrets ORDER BY id');
+    // One instance at a time: two PGlite instances must never share a data directory.
+    await server.stop();
     const otherKek = randomBytes(32).toString('base64');
-    await assert.rejects(startServer(db, { ...env, KEYWARD_KEK: otherKek }), (error: Error) => {
+    await assert.rejects(startServer(db, { ...env, PORT: port, KEYWARD_KEK: otherKek }), (error: Error) => {
       assert.match(error.message, /key-encryption key/);
       return true;
     });
-    assert.deepEqual(await keyRows(server), before);
-    // Nothing was written under the wrong KEK: not even the bootstrap secret's hash.
+    server = await startServer(db, { ...env, PORT: port });
+    assert.deepEqual(await keyRows(server), keysBefore, 'no key generated or changed');
+    // Not even the bootstrap secret was re-hashed under the wrong KEK.
     assert.deepEqual(await server.keyward.store.sql.query('SELECT id, hash FROM client_secrets ORDER BY id'), secretsBefore);
     await adminToken(server);
   });

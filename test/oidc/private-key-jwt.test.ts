@@ -1,0 +1,143 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, test } from 'node:test';
+import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
+import * as oidc from 'openid-client';
+import { providerJwks } from '../../src/keys/keyset.ts';
+import { createProvider } from '../../src/oidc/provider.ts';
+import { createTestDatabase, startServer, type TestDatabase, type TestServer } from '../support/harness.ts';
+import { ORDERS, postForm, relyingParty, seedOrders, verifyAccessToken } from './service-fixtures.ts';
+
+let db: TestDatabase;
+let server: TestServer;
+let jwksServer: Server;
+let jwksFetches = 0;
+let inline: { id: string; key: CryptoKey; kid: string };
+let remote: { id: string; key: CryptoKey; kid: string };
+
+async function keyPair(): Promise<{ key: CryptoKey; kid: string; jwk: Record<string, unknown> }> {
+  const { privateKey, publicKey } = await generateKeyPair('ES256');
+  const kid = randomUUID();
+  return { key: privateKey, kid, jwk: { ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' } };
+}
+
+before(async () => {
+  db = await createTestDatabase();
+  server = await startServer(db);
+  await seedOrders(server.keyward);
+  const a = await keyPair();
+  const created = await server.keyward.clients.create({
+    client_name: 'pkjwt inline', grant_types: ['client_credentials'], token_endpoint_auth_method: 'private_key_jwt',
+    jwks: { keys: [a.jwk] }, roles: ['orders-reader'], default_resource: ORDERS,
+  });
+  inline = { id: created.client.client_id, key: a.key, kid: a.kid };
+
+  const b = await keyPair();
+  jwksServer = createServer((_req, res) => {
+    jwksFetches += 1;
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ keys: [b.jwk] }));
+  });
+  await new Promise<void>((resolve) => jwksServer.listen(0, '127.0.0.1', resolve));
+  const { port } = jwksServer.address() as AddressInfo;
+  const viaUri = await server.keyward.clients.create({
+    client_name: 'pkjwt jwks_uri', grant_types: ['client_credentials'], token_endpoint_auth_method: 'private_key_jwt',
+    jwks_uri: `http://127.0.0.1:${port}/jwks.json`, roles: ['orders-reader'], default_resource: ORDERS,
+  });
+  remote = { id: viaUri.client.client_id, key: b.key, kid: b.kid };
+});
+after(async () => {
+  jwksServer?.close();
+  await server?.stop();
+  await db?.drop();
+});
+
+/** An RFC 7523 client assertion. */
+async function assertion(client: { id: string; key: CryptoKey; kid: string }, overrides: { jti?: string; exp?: number; key?: CryptoKey } = {}): Promise<string> {
+  const now = Math.floor(Date.now() / 1000);
+  return new SignJWT({ jti: overrides.jti ?? randomUUID() })
+    .setProtectedHeader({ alg: 'ES256', kid: client.kid })
+    .setIssuer(client.id).setSubject(client.id).setAudience(`${server.url}/token`)
+    .setIssuedAt(now).setExpirationTime(overrides.exp ?? now + 60)
+    .sign(overrides.key ?? client.key);
+}
+
+function grantWith(clientAssertion: string, extra: Record<string, string> = {}): ReturnType<typeof postForm> {
+  return postForm(server.url, '/token', {
+    grant_type: 'client_credentials', scope: 'orders:read',
+    client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: clientAssertion, ...extra,
+  });
+}
+
+test('RFC 7523 §2.2: private_key_jwt with keys registered inline (jwks) authenticates a client-credentials grant', async () => {
+  const rp = await relyingParty(server.url, inline.id, oidc.PrivateKeyJwt({ key: inline.key, kid: inline.kid }), { token_endpoint_auth_method: 'private_key_jwt' });
+  const tokens = await oidc.clientCredentialsGrant(rp, { scope: 'orders:read' });
+  const { payload } = await verifyAccessToken(server.url, tokens.access_token, ORDERS);
+  assert.equal(payload.client_id, inline.id);
+  assert.equal(payload.scope, 'orders:read');
+});
+
+test('SSRF guard: by default a jwks_uri on a loopback or private address is never fetched (401 invalid_client)', async () => {
+  const res = await grantWith(await assertion(remote));
+  assert.equal(res.status, 401, res.text);
+  assert.equal(res.json?.error, 'invalid_client');
+  assert.equal(jwksFetches, 0);
+});
+
+test('RFC 7523 §2.2: private_key_jwt with keys fetched from the client jwks_uri', async () => {
+  // oidc-provider refuses special-use addresses (SSRF protection, see the previous test); the
+  // JWKS server of this test lives on loopback, so this instance is rebuilt with a fetch that
+  // lets loopback through, the way the provider is rebuilt on a key reload.
+  const { keyward } = server;
+  keyward.provider.swap(createProvider({
+    issuer: keyward.config.issuer, prisma: keyward.store.prisma, clients: keyward.clients, roles: keyward.roles,
+    resources: keyward.resources, now: () => new Date(), cookieKeys: ['test-only'], audit: keyward.audit,
+    jwks: providerJwks(await keyward.keys.loadUsable()),
+    extra: [{ fetch: (url: string | URL | Request, options?: RequestInit) => {
+      delete (options as { dispatcher?: unknown } | undefined)?.dispatcher;
+      return fetch(url, options);
+    } }],
+  }));
+  const rp = await relyingParty(server.url, remote.id, oidc.PrivateKeyJwt({ key: remote.key, kid: remote.kid }), { token_endpoint_auth_method: 'private_key_jwt' });
+  const tokens = await oidc.clientCredentialsGrant(rp, { scope: 'orders:read' });
+  const { payload } = await verifyAccessToken(server.url, tokens.access_token, ORDERS);
+  assert.equal(payload.client_id, remote.id);
+  assert.equal(jwksFetches, 1);
+});
+
+test('RFC 7523 §3: a replayed client assertion (same jti) is refused with 401 invalid_client', async () => {
+  const once = await assertion(inline);
+  const first = await grantWith(once);
+  assert.equal(first.status, 200, first.text);
+  const replay = await grantWith(once);
+  assert.equal(replay.status, 401, replay.text);
+  assert.equal(replay.json?.error, 'invalid_client');
+  assert.ok(replay.headers.get('www-authenticate'));
+});
+
+test('RFC 7523 §3: the same assertion sent concurrently is accepted exactly once', async () => {
+  const once = await assertion(inline);
+  const results = await Promise.all(Array.from({ length: 8 }, () => grantWith(once)));
+  assert.deepEqual(results.map((r) => r.status).sort(), [200, 401, 401, 401, 401, 401, 401, 401]);
+});
+
+test('RFC 7523 §3: an assertion signed with a key the client did not register is 401 invalid_client', async () => {
+  const { privateKey } = await generateKeyPair('ES256');
+  const res = await grantWith(await assertion(inline, { key: privateKey }));
+  assert.equal(res.status, 401, res.text);
+  assert.equal(res.json?.error, 'invalid_client');
+});
+
+test('RFC 7523 §3: an expired assertion is 401 invalid_client', async () => {
+  const res = await grantWith(await assertion(inline, { exp: Math.floor(Date.now() / 1000) - 120 }));
+  assert.equal(res.status, 401, res.text);
+  assert.equal(res.json?.error, 'invalid_client');
+});
+
+test('RFC 6749 §2.3: a private_key_jwt client cannot fall back to a client secret', async () => {
+  const res = await postForm(server.url, '/token', { grant_type: 'client_credentials', client_id: inline.id, client_secret: 'keyward:hashed-secret' });
+  assert.equal(res.status, 401, res.text);
+  assert.equal(res.json?.error, 'invalid_client');
+});
