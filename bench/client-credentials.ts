@@ -134,16 +134,8 @@ async function probe(name: string, target: Target): Promise<void> {
   if (res.status !== 200) throw new Error(`${name}: token request failed: ${res.status} ${await res.text()}`);
 }
 
-async function measure(name: string, target: Target): Promise<Map<number, Figures>> {
-  await probe(name, target);
-  await load(target, 10, WARMUP_SECONDS);
-  const figures = new Map<number, Figures>();
-  for (const connections of CONCURRENCY) {
-    const f = await load(target, connections, RUN_SECONDS);
-    figures.set(connections, f);
-    console.log(`${name.padEnd(9)} c=${String(connections).padEnd(3)} ${f.tokensPerSecond.toFixed(0).padStart(6)} tokens/s  p50 ${String(f.p50).padStart(4)} ms  p99 ${String(f.p99).padStart(4)} ms${f.failures ? `  (${f.failures} failed)` : ''}`);
-  }
-  return figures;
+function line(name: string, connections: number, f: Figures): string {
+  return `${name.padEnd(9)} c=${String(connections).padEnd(3)} ${f.tokensPerSecond.toFixed(0).padStart(6)} tokens/s  p50 ${String(f.p50).padStart(4)} ms  p99 ${String(f.p99).padStart(4)} ms${f.failures ? `  (${f.failures} failed)` : ''}`;
 }
 
 async function main(): Promise<void> {
@@ -160,16 +152,23 @@ async function main(): Promise<void> {
   url.pathname = `/${name}`;
   console.log(`warm-up ${WARMUP_SECONDS} s, then ${RUN_SECONDS} s per concurrency level; POST /token client_credentials (client_secret_basic, resource, scope)`);
   try {
-    const keyward = await start('keyward', url.toString());
-    const ours = await measure('keyward', keyward.target);
-    keyward.child.kill();
-    const baseline = await start('baseline');
-    const theirs = await measure('baseline', baseline.target);
-    baseline.child.kill();
-    for (const connections of CONCURRENCY) {
-      const k = ours.get(connections)!;
-      const b = theirs.get(connections)!;
-      console.log(`ratio     c=${String(connections).padEnd(3)} keyward/baseline tokens/s ${(k.tokensPerSecond / b.tokensPerSecond).toFixed(2)}  p50 ${(k.p50 / b.p50).toFixed(2)}  p99 ${(k.p99 / b.p99).toFixed(2)}`);
+    const [keyward, baseline] = await Promise.all([start('keyward', url.toString()), start('baseline')]);
+    try {
+      await probe('keyward', keyward.target);
+      await probe('baseline', baseline.target);
+      await load(keyward.target, 10, WARMUP_SECONDS);
+      await load(baseline.target, 10, WARMUP_SECONDS);
+      // Interleaved, so both see the same background load on a shared machine.
+      for (const connections of CONCURRENCY) {
+        const k = await load(keyward.target, connections, RUN_SECONDS);
+        console.log(line('keyward', connections, k));
+        const b = await load(baseline.target, connections, RUN_SECONDS);
+        console.log(line('baseline', connections, b));
+        console.log(`ratio     c=${String(connections).padEnd(3)} keyward/baseline: tokens/s ${(k.tokensPerSecond / b.tokensPerSecond).toFixed(2)}  p50 ${(k.p50 / b.p50).toFixed(2)}  p99 ${(k.p99 / b.p99).toFixed(2)}`);
+      }
+    } finally {
+      keyward.child.kill();
+      baseline.child.kill();
     }
   } finally {
     await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);

@@ -15,16 +15,15 @@ export async function ensureInitialKeys(sql: Sql, keys: KeyStore, algs: readonly
     const stored = await keys.list();
     const missing = algs.filter((alg) => !stored.some((k) => k.alg === alg && k.state === 'active'));
     for (const alg of missing) {
-      const at = now();
       const staged = stored.find((k) => k.alg === alg && k.state === 'staged');
-      const key = staged ? await keys.transition(staged.kid, 'active', at) : await keys.create(alg, 'active', at);
+      const key = staged ? await keys.transition(staged.kid, 'active', now()) : await keys.create(alg, 'active', now);
       audit?.record({
         type: 'key.transition',
         actor: 'startup',
         subject: key.kid,
         outcome: 'success',
         details: { alg, from: staged ? 'staged' : null, to: 'active', reason: 'initial' },
-        at,
+        at: key.activatedAt ?? now(),
       });
     }
     return missing;

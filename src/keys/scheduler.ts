@@ -112,14 +112,14 @@ export class KeyScheduler {
 
   async #apply(transition: Transition, at: Date, reason: TransitionReason, actor: string | undefined): Promise<AppliedTransition> {
     const record = transition.kind === 'create'
-      ? await this.deps.keys.create(transition.alg, transition.to, at)
+      ? await this.deps.keys.create(transition.alg, transition.to, this.deps.now)
       : await this.deps.keys.transition(transition.kid, transition.to, at);
     const applied: AppliedTransition = {
       kid: record.kid,
       alg: record.alg,
       from: transition.kind === 'create' ? null : transition.from,
       to: record.state,
-      at,
+      at: transition.kind === 'create' ? record.createdAt : at,
       reason,
     };
     this.deps.audit.record({
@@ -128,7 +128,7 @@ export class KeyScheduler {
       subject: record.kid,
       outcome: 'success',
       details: { alg: applied.alg, from: applied.from, to: applied.to, reason },
-      at,
+      at: applied.at,
     });
     this.deps.logger.info({ kid: applied.kid, alg: applied.alg, from: applied.from, to: applied.to, reason }, 'signing key transition');
     return applied;

@@ -82,8 +82,12 @@ export class KeyStore {
     return rows.map((r) => `${r.kid}:${r.state}`).join(',');
   }
 
-  /** Generates a key pair and stores it in `state`; returns the public record. */
-  async create(alg: SigningAlg, state: KeyState, now: Date): Promise<SigningKeyRecord> {
+  /**
+   * Generates a key pair and stores it in `state`; returns the public record. The creation time
+   * is read from `now` once the pair exists (RSA generation can take a second under load), so a
+   * staged key's lead is not counted from before it could be published.
+   */
+  async create(alg: SigningAlg, state: KeyState, now: () => Date): Promise<SigningKeyRecord> {
     const { publicKey, privateKey } = await generateKeyPair(alg, {
       extractable: true,
       ...(alg === 'RS256' ? { modulusLength: 2048 } : {}),
@@ -93,6 +97,7 @@ export class KeyStore {
     const kid = await calculateJwkThumbprint(publicJwk);
     const pub: JWK = { ...publicJwk, kid, alg, use: 'sig' };
     const priv: JWK = { ...(await exportJWK(privateKey)), kid, alg, use: 'sig' };
+    const at = now();
     const row = await this.prisma.signingKey.create({
       data: {
         kid,
@@ -101,8 +106,8 @@ export class KeyStore {
         state,
         publicJwk: pub as object,
         encryptedJwk: seal(this.kek, JSON.stringify(priv), kid),
-        createdAt: now,
-        activatedAt: state === 'active' ? now : null,
+        createdAt: at,
+        activatedAt: state === 'active' ? at : null,
       },
     });
     return toRecord(row);
