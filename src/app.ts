@@ -177,9 +177,15 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
         stopAuditRetention();
         if (server) {
           const closed = new Promise<void>((resolve) => server!.close(() => resolve()));
+          // Requests still arriving on open keep-alive connections are served, but told the
+          // connection ends; a connection whose response is sent is closed within 100 ms
+          // instead of lingering for its keep-alive timeout.
+          server.on('request', (_req, res: import('node:http').ServerResponse) => res.setHeader('Connection', 'close'));
           server.closeIdleConnections();
+          const sweep = setInterval(() => server!.closeIdleConnections(), 100);
           const timer = setTimeout(() => server!.closeAllConnections(), config.shutdownTimeoutMs);
           await closed;
+          clearInterval(sweep);
           clearTimeout(timer);
         }
         await keyScheduler.stop();

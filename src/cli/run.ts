@@ -3,7 +3,7 @@ import { ConfigError, loadConfig } from '../config/env.ts';
 import { DomainError } from '../identity/errors.ts';
 import { createLogger } from '../log/logger.ts';
 import { migrationStatus } from '../store/migrate.ts';
-import { openStore } from '../store/store.ts';
+import { openStore, type Store } from '../store/store.ts';
 import { COMMANDS, UsageError, type Command, type Output } from './commands.ts';
 import { createServices } from './services.ts';
 
@@ -44,8 +44,7 @@ export interface Io {
 }
 
 /** Runs one CLI invocation; returns the exit code (0 ok, 1 failed, 2 wrong usage). */
-export async function run(argv: string[], io: Io): Promise<number> {
-  const process = io;
+export async function run(argv: string[], io: Io, options: { store?: Store } = {}): Promise<number> {
   const readStdin = async () => {
     const chunks: string[] = [];
     for await (const chunk of io.stdin) chunks.push(chunk.toString());
@@ -58,7 +57,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
   const found = findCommand(loose.positionals);
   if (!found) {
     const asked = loose.positionals.join(' ');
-    process.stderr.write(`${asked ? `unknown command: ${asked}\n\n` : ''}${usage()}\n`);
+    io.stderr.write(`${asked ? `unknown command: ${asked}\n\n` : ''}${usage()}\n`);
     return loose.values.help && !asked ? 0 : 2;
   }
   const { command } = found;
@@ -69,16 +68,16 @@ export async function run(argv: string[], io: Io): Promise<number> {
     values = parsed.values;
     positionals = findCommand(parsed.positionals)!.rest;
   } catch (error) {
-    process.stderr.write(`${(error as Error).message}\n\n${usage(command)}`);
+    io.stderr.write(`${(error as Error).message}\n\n${usage(command)}`);
     return 2;
   }
   if (values.help) {
-    process.stdout.write(usage(command));
+    io.stdout.write(usage(command));
     return 0;
   }
   const expected = command.args ? command.args.split(' ').length : 0;
   if (positionals.length !== expected) {
-    process.stderr.write(`${command.name} takes ${expected ? command.args : 'no arguments'}\n\n${usage(command)}`);
+    io.stderr.write(`${command.name} takes ${expected ? command.args : 'no arguments'}\n\n${usage(command)}`);
     return 2;
   }
 
@@ -87,14 +86,15 @@ export async function run(argv: string[], io: Io): Promise<number> {
     config = loadConfig(io.env);
   } catch (error) {
     if (error instanceof ConfigError) {
-      process.stderr.write(`keyward: ${error.message}\n`);
+      io.stderr.write(`keyward: ${error.message}\n`);
       return 2;
     }
     throw error;
   }
   // Logs go to stderr so that stdout holds only the command's output.
-  const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, process.stderr);
-  const store = await openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+  const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, io.stderr);
+  // An open store may be handed in (tests share one); otherwise the environment names it.
+  const store = options.store ?? await openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
   let services;
   try {
     if (command.needs === 'services') {
@@ -112,17 +112,17 @@ export async function run(argv: string[], io: Io): Promise<number> {
     return 0;
   } catch (error) {
     if (error instanceof UsageError) {
-      process.stderr.write(`${command.name}: ${error.message}\n\n${usage(command)}`);
+      io.stderr.write(`${command.name}: ${error.message}\n\n${usage(command)}`);
       return 2;
     }
     if (error instanceof DomainError) {
-      process.stderr.write(`${command.name}: ${error.message}\n`);
+      io.stderr.write(`${command.name}: ${error.message}\n`);
       return 1;
     }
-    process.stderr.write(`${command.name} failed: ${((error as Error).message ?? String(error)).split('\n')[0]}\n`);
+    io.stderr.write(`${command.name} failed: ${((error as Error).message ?? String(error)).split('\n')[0]}\n`);
     return 1;
   } finally {
     await services?.close();
-    await store.close();
+    if (!options.store) await store.close();
   }
 }

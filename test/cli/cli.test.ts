@@ -1,12 +1,15 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { Readable, Writable } from 'node:stream';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { run } from '../../src/cli/run.ts';
 import { ChangeFeed } from '../../src/identity/changes.ts';
 import { ClientService } from '../../src/identity/clients.ts';
 import { verifyPassword } from '../../src/identity/passwords.ts';
 import { SecretHasher } from '../../src/identity/secrets.ts';
+import type { Store } from '../../src/store/store.ts';
 import { createTestDatabase, openTestStore, startServer, TEST_KEK, type TestDatabase } from '../support/harness.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -21,16 +24,47 @@ interface Run {
   json: any;
 }
 
-/** Runs the CLI as an operator would (`npm run cli -- …` is `tsx src/cli/main.ts …`). */
-function cli(target: TestDatabase, args: string[], stdin?: string): Promise<Run> {
-  const env: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
+function envFor(target: TestDatabase): NodeJS.ProcessEnv {
+  return {
     KEYWARD_KEK: TEST_KEK,
     KEYWARD_KEK_FILE: path.join(target.dir, 'kek'),
     KEYWARD_DATA_DIR: path.join(target.dir, 'pgdata'),
     ...(target.url ? { DATABASE_URL: target.url } : {}),
   };
+}
+
+function result(code: number, stdout: string, stderr: string): Run {
+  let json: unknown;
+  try {
+    json = JSON.parse(stdout);
+  } catch {
+    json = undefined;
+  }
+  return { code, stdout, stderr, json };
+}
+
+/**
+ * The CLI's `run()` in this process (what src/cli/main.ts calls with the process's streams):
+ * spawning a process per command costs seconds each, the entry point is spawned below.
+ */
+const stores = new Map<TestDatabase, Store>();
+
+async function cli(target: TestDatabase, args: string[], stdin?: string): Promise<Run> {
+  if (!stores.has(target)) stores.set(target, await openTestStore(target));
+  let stdout = '';
+  let stderr = '';
+  const code = await run(args, {
+    stdout: { write: (text: string) => { stdout += text; } },
+    stderr: new Writable({ write(chunk: Buffer, _enc, done) { stderr += chunk.toString(); done(); } }),
+    stdin: Readable.from(stdin === undefined ? [] : [stdin]),
+    env: envFor(target),
+  }, { store: stores.get(target)! });
+  return result(code, stdout, stderr);
+}
+
+/** `npm run cli -- …` is `tsx src/cli/main.ts …`: the real entry point in its own process. */
+function spawnCli(target: TestDatabase, args: string[]): Promise<Run> {
+  const env = { PATH: process.env.PATH, HOME: process.env.HOME, ...envFor(target) };
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: ROOT, env });
     let stdout = '';
@@ -38,16 +72,8 @@ function cli(target: TestDatabase, args: string[], stdin?: string): Promise<Run>
     child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
     child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
     child.on('error', reject);
-    child.on('close', (code) => {
-      let json: unknown;
-      try {
-        json = JSON.parse(stdout);
-      } catch {
-        json = undefined;
-      }
-      resolve({ code: code ?? -1, stdout, stderr, json });
-    });
-    child.stdin.end(stdin ?? '');
+    child.on('close', (code) => resolve(result(code ?? -1, stdout, stderr)));
+    child.stdin.end();
   });
 }
 
@@ -58,16 +84,18 @@ before(async () => {
   await server.stop();
 });
 after(async () => {
+  for (const store of stores.values()) await store.close();
   await db?.drop();
 });
 
 test('migrate applies pending migrations and migrate status reports them; other commands refuse a stale schema', async () => {
   const fresh = await createTestDatabase();
   try {
-    const stale = await cli(fresh, ['roles', 'list']);
+    // Spawned first: with PGlite only one process may hold the database, and the in-process runs below keep it open.
+    const stale = await spawnCli(fresh, ['roles', 'list']);
     assert.equal(stale.code, 1);
     assert.match(stale.stderr, /pending migration.*npm run migrate/);
-    const before = await cli(fresh, ['migrate', 'status', '--json']);
+    const before = await spawnCli(fresh, ['migrate', 'status', '--json']);
     assert.equal(before.code, 0, before.stderr);
     assert.deepEqual(before.json.applied, []);
     assert.ok(before.json.pending.length >= 1);
@@ -78,15 +106,17 @@ test('migrate applies pending migrations and migrate status reports them; other 
     const afterwards = await cli(fresh, ['migrate', 'status', '--json']);
     assert.deepEqual(afterwards.json, { applied: before.json.pending, pending: [] });
   } finally {
+    await stores.get(fresh)?.close();
+    stores.delete(fresh);
     await fresh.drop();
   }
 });
 
 test('usage: no command prints the command list; unknown commands and options exit 2 with usage', async () => {
-  const help = await cli(db, ['--help']);
+  const help = await spawnCli(db, ['--help']);
   assert.equal(help.code, 0);
   assert.match(help.stderr + help.stdout, /clients create/);
-  const unknown = await cli(db, ['frobnicate']);
+  const unknown = await spawnCli(db, ['frobnicate']);
   assert.equal(unknown.code, 2);
   assert.match(unknown.stderr, /unknown command: frobnicate/);
   const option = await cli(db, ['clients', 'list', '--bogus']);
@@ -98,7 +128,7 @@ test('usage: no command prints the command list; unknown commands and options ex
 });
 
 let clientId: string;
-let secrets: string[] = [];
+const secrets: string[] = [];
 
 test('roles, resources and clients are created through the domain services; the secret is printed once', async () => {
   const role = await cli(db, ['roles', 'create', 'orders-reader', '--permission', 'orders:read', '--description', 'Reads orders', '--json']);
@@ -174,8 +204,8 @@ test('keys list and keys rotate work on the stored key set', async () => {
 });
 
 test('what the CLI did is in the store: secrets verify, the password verifies, changes are audited as cli:<user>', async () => {
-  const store = await openTestStore(db);
-  try {
+  const store = stores.get(db)!;
+  {
     const clients = new ClientService(store.prisma, new SecretHasher(Buffer.from(TEST_KEK, 'base64')), new ChangeFeed(undefined), () => new Date());
     assert.equal(await clients.verifySecret(clientId, secrets[0]!), false, 'rotated away with --previous-expires-in 0');
     assert.equal(await clients.verifySecret(clientId, secrets[1]!), true);
@@ -192,7 +222,5 @@ test('what the CLI did is in the store: secrets verify, the password verifies, c
       const text = JSON.stringify({ ...row, id: String(row.id) });
       assert.ok(!text.includes(PASSWORD) && !secrets.some((s) => text.includes(s)));
     }
-  } finally {
-    await store.close();
   }
 });

@@ -5,9 +5,9 @@ import { once } from 'node:events';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { after, before, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import { decodeJwt } from 'jose';
-import { createTestDatabase, openTestStore, TEST_KEK, type TestDatabase } from '../support/harness.ts';
+import { createTestDatabase, openTestStore, startServer, TEST_KEK, type TestDatabase } from '../support/harness.ts';
 
 /**
  * Graceful shutdown of the real process (src/main.ts): on SIGTERM it stops accepting, lets
@@ -64,6 +64,7 @@ async function token(): Promise<string> {
   return body.access_token!;
 }
 
+describe('the real process on SIGTERM', () => {
 before(async () => {
   db = await createTestDatabase();
   port = await freePort();
@@ -87,7 +88,7 @@ before(async () => {
   });
   child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  await until('/readyz', async () => (await fetch(`${base}/readyz`)).status === 200, 90_000);
+  await until('/readyz', async () => (await fetch(`${base}/readyz`)).status === 200, 150_000);
 });
 
 after(async () => {
@@ -158,4 +159,54 @@ test('SIGTERM: stops accepting, finishes the in-flight request, loses no audit e
   } finally {
     await store.close();
   }
+});
+});
+
+/** Sends a POST /token with `Expect: 100-continue` and waits until the server is handling it. */
+async function openRequest(socket: net.Socket, portNumber: number, body: string, connection: 'close' | 'keep-alive'): Promise<() => string> {
+  let response = '';
+  socket.on('data', (chunk: Buffer) => (response += chunk.toString()));
+  socket.write([
+    'POST /token HTTP/1.1',
+    `Host: 127.0.0.1:${portNumber}`,
+    `Authorization: ${BASIC}`,
+    'Content-Type: application/x-www-form-urlencoded',
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    'Expect: 100-continue',
+    `Connection: ${connection}`,
+    '', '',
+  ].join('\r\n'));
+  await until('100 Continue', async () => response.includes('100 Continue'), 10_000);
+  return () => response;
+}
+
+describe('close() with keep-alive connections', () => {
+  let kdb: TestDatabase;
+
+  before(async () => {
+    kdb = await createTestDatabase();
+  });
+  after(async () => {
+    await kdb?.drop();
+  });
+
+  test('a keep-alive connection is closed once its in-flight response is sent, not kept until its idle timeout', async () => {
+    const server = await startServer(kdb, { KEYWARD_BOOTSTRAP_ADMIN_CLIENT_ID: CLIENT_ID, KEYWARD_BOOTSTRAP_ADMIN_CLIENT_SECRET: SECRET });
+    const serverPort = Number(new URL(server.url).port);
+    const body = new URLSearchParams({ grant_type: 'client_credentials', resource: `${server.url}/admin` }).toString();
+    const socket = net.connect(serverPort, '127.0.0.1');
+    await once(socket, 'connect');
+    const socketClosed = once(socket, 'close');
+    const response = await openRequest(socket, serverPort, body, 'keep-alive');
+
+    const started = Date.now();
+    const closed = server.stop();
+    socket.write(body);
+    await until('the response', async () => /\r\n\r\n\{/.test(response()), 10_000);
+    assert.match(response(), /HTTP\/1\.1 200 OK/);
+    await socketClosed;
+    await closed;
+    // Node's keep-alive timeout is 5 s and the shutdown timeout 10 s: both are far off.
+    assert.ok(Date.now() - started < 3000, `close() took ${Date.now() - started} ms`);
+  });
 });
