@@ -174,7 +174,7 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
       },
       async close() {
         clearInterval(purge);
-        stopAuditRetention();
+        await stopAuditRetention();
         if (server) {
           const closed = new Promise<void>((resolve) => server!.close(() => resolve()));
           // Requests still arriving on open keep-alive connections are served, but told the

@@ -25,10 +25,40 @@ export async function readJsonBody(ctx: Koa.Context, limit = MAX_BODY_BYTES): Pr
   }
   const text = Buffer.concat(chunks).toString('utf8');
   if (!text.trim()) return {};
+  let value: unknown;
   try {
-    return JSON.parse(text) as unknown;
+    value = JSON.parse(text) as unknown;
   } catch {
     throw new Problem(400, 'request body is not valid JSON', [{ field: 'body', message: 'malformed JSON' }]);
+  }
+  checkStorable(value, 0);
+  return value;
+}
+
+const MAX_DEPTH = 16;
+
+/**
+ * PostgreSQL refuses NUL in text and jsonb, and deep nesting only costs: both are refused here
+ * as a 400, before a store error could turn them into a 500.
+ */
+function checkStorable(value: unknown, depth: number): void {
+  if (depth > MAX_DEPTH) throw new Problem(400, `request body is nested deeper than ${MAX_DEPTH} levels`, [{ field: 'body', message: 'too deeply nested' }]);
+  if (typeof value === 'string') {
+    if (value.includes('\0')) throw new Problem(400, 'strings must not contain NUL characters', [{ field: 'body', message: 'contains NUL' }]);
+  } else if (Array.isArray(value)) {
+    for (const item of value) checkStorable(item, depth + 1);
+  } else if (value !== null && typeof value === 'object') {
+    for (const [key, item] of Object.entries(value)) {
+      checkStorable(key, depth);
+      checkStorable(item, depth + 1);
+    }
+  }
+}
+
+/** The same rule for query parameters. */
+export function checkQuery(query: Record<string, unknown>): void {
+  for (const [key, value] of Object.entries(query)) {
+    if (`${key}${String(value)}`.includes('\0')) throw new Problem(400, 'query parameters must not contain NUL characters', [{ field: key, message: 'contains NUL' }]);
   }
 }
 

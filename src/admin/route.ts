@@ -2,7 +2,7 @@ import type Koa from 'koa';
 import { z } from 'zod';
 import type { AuditWriter } from '../audit/writer.ts';
 import type { Principal } from './auth.ts';
-import { readJsonBody } from './body.ts';
+import { checkQuery, readJsonBody } from './body.ts';
 import { Problem, toProblem, validationProblem } from './problem.ts';
 
 export type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
@@ -90,6 +90,7 @@ export function defineRoute<P extends z.ZodType = typeof nothing, Q extends z.Zo
         const params = (spec.params ?? nothing).safeParse(rawParams);
         // A path segment that cannot name an entity names none: 404, like an unknown id.
         if (!params.success) throw new Problem(404, `no such resource: ${ctx.path}`);
+        checkQuery(ctx.query);
         const query = (spec.query ?? nothing).safeParse({ ...ctx.query });
         if (!query.success) throw validationProblem(query.error, 'query');
         let bodyValue: unknown = {};

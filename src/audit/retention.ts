@@ -18,16 +18,20 @@ export interface AuditRetentionOptions {
 
 /**
  * Enforces KEYWARD_AUDIT_RETENTION: purges once at start and then periodically.
- * Returns the function that stops it.
+ * Returns the function that stops it and waits for a purge in progress (the store closes next).
  */
-export function startAuditRetention(options: AuditRetentionOptions): () => void {
+export function startAuditRetention(options: AuditRetentionOptions): () => Promise<void> {
+  let running: Promise<void> = Promise.resolve();
   const run = () => {
-    purgeAuditEvents(options.prisma, options.now(), options.retentionMs)
+    running = purgeAuditEvents(options.prisma, options.now(), options.retentionMs)
       .then((count) => { if (count) options.logger.info({ purged: count }, 'audit events past retention purged'); })
       .catch((error: Error) => options.logger.warn({ err: error.message }, 'audit purge failed'));
   };
   const timer = setInterval(run, options.intervalMs ?? 60 * 60_000);
   timer.unref();
   run();
-  return () => clearInterval(timer);
+  return async () => {
+    clearInterval(timer);
+    await running;
+  };
 }

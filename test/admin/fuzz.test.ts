@@ -45,6 +45,7 @@ function shapes(route: AdminRoute): fc.Arbitrary<string> {
   const value = fc.oneof(
     fc.jsonValue({ maxDepth: 3 }),
     fc.string({ maxLength: 3000 }),
+    fc.string({ unit: 'binary', maxLength: 40 }),
     fc.webUrl({ withFragments: true, withQueryParameters: true }),
     fc.constantFrom('javascript:alert(1)', 'http://evil.example/cb', 'admin', '', -1, 1e308, null, ['admin'], { keys: [] }),
     fc.array(fc.oneof(fc.string(), fc.webUrl(), fc.integer()), { maxLength: 60 }),

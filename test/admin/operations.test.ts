@@ -107,6 +107,16 @@ test('bodies: over 64 KiB is 413, not JSON is 415, malformed JSON is 400, a JSON
   assertProblem(proto, 400);
 });
 
+test('input PostgreSQL cannot store (NUL characters) or that only costs (deep nesting) is a 400, not a store error', async () => {
+  assertProblem(await call(server, admin.token, 'POST', '/roles', { name: 'nul', description: 'a\u0000b' }), 400, 'NUL');
+  assertProblem(await call(server, admin.token, 'GET', '/audit?actor=%00'), 400, 'NUL');
+  const deep = `{"name":"deep","description":${'['.repeat(5000)}${']'.repeat(5000)}}`;
+  assertProblem(await call(server, admin.token, 'POST', '/roles', deep), 400, 'nested');
+  const jwks = { keys: [{ kty: 'EC', crv: 'P-256', x: 'x', y: 'y', extra: { nested: { deeper: [1] } } }] };
+  assertProblem(await call(server, admin.token, 'POST', '/clients', { client_name: 'j', grant_types: ['client_credentials'], token_endpoint_auth_method: 'private_key_jwt', jwks }), 400);
+  assert.equal(server.logs.lines.filter((line) => line.includes('"level":50')).length, 0, 'nothing reached the error log');
+});
+
 test('unknown paths under /admin/v1 are problem+json 404; a wrong method is 405 with Allow', async () => {
   assertProblem(await call(server, admin.token, 'GET', '/nothing/here'), 404);
   const wrong = await call(server, admin.token, 'PUT', '/clients');

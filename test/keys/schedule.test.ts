@@ -77,7 +77,7 @@ describe('the scheduler timer (real clock, 4 s interval, EdDSA configured)', () 
     // Watch the JWKS as a relying party would, until a kid it had not seen at first signs.
     const known = new Set(await kidsInJwks(server.url));
     const firstSeen = new Map<string, number>();
-    const deadline = Date.now() + 15_000;
+    const deadline = Date.now() + 30_000;
     let signer = kidOf(await adminToken(server.url));
     const initial = { kid: signer };
     while (known.has(signer) && Date.now() < deadline) {
@@ -86,14 +86,14 @@ describe('the scheduler timer (real clock, 4 s interval, EdDSA configured)', () 
       signer = kidOf(await adminToken(server.url));
     }
     const signedAt = Date.now();
-    assert.ok(!known.has(signer), `no rotation happened within 15 s ${JSON.stringify(await server.keyward.keyService.list())} ${server.logs.lines.filter((l) => /transition|error|fail/.test(l)).join('\n')}`);
+    assert.ok(!known.has(signer), `no rotation happened within 30 s: ${JSON.stringify(await server.keyward.keyService.list())}`);
     const views = await server.keyward.keyService.list();
     const view = views.find((v) => v.kid === signer)!;
-    const predecessor = views.find((v) => v.kid === initial.kid)!;
-    // Lead for a 4 s interval: 2 × max-age 1 s; the predecessor signed for the whole interval.
+    const earlier = views.find((v) => v.kid === initial.kid)!;
+    // Lead for a 4 s interval: 2 × max-age 1 s; each earlier signer signed for a whole interval and still verifies.
     assert.ok(Date.parse(view.activated_at!) - Date.parse(view.created_at) >= 2000);
-    assert.ok(Date.parse(view.activated_at!) - Date.parse(predecessor.activated_at!) >= 4000);
-    assert.equal(predecessor.state, 'retiring');
-    assert.ok(signedAt - firstSeen.get(signer)! >= 1500, `the new kid was published well before it signed ${signedAt} ${JSON.stringify([...firstSeen])} ${signer} ${JSON.stringify(await server.keyward.keyService.list())}`);
+    assert.ok(Date.parse(view.activated_at!) - Date.parse(earlier.activated_at!) >= 4000);
+    assert.equal(earlier.state, 'retiring');
+    assert.ok(signedAt - firstSeen.get(signer)! >= 1500, `the new kid must be published well before it signs (seen ${signedAt - firstSeen.get(signer)!} ms before)`);
   });
 });

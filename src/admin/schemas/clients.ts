@@ -6,7 +6,9 @@ const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_
 /** JWK members that carry private or symmetric key material (RFC 7518 §6). */
 const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
 
-const jwk = z.looseObject({ kty: z.enum(['RSA', 'EC', 'OKP']), kid: z.string().max(200).optional() })
+/** JWK members are strings (x5c an array of them); anything else is not a public key we can use. */
+const jwkMember = z.union([z.string().max(8192), z.array(z.string().max(8192)).max(10)]);
+const jwk = z.object({ kty: z.enum(['RSA', 'EC', 'OKP']), kid: z.string().max(200).optional() }).catchall(jwkMember)
   .superRefine((key, ctx) => {
     const leaked = PRIVATE_JWK_MEMBERS.filter((m) => m in key);
     if (leaked.length) ctx.addIssue({ code: 'custom', message: `public keys only; remove ${leaked.join(', ')}`, input: key });

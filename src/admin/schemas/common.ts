@@ -42,10 +42,11 @@ function checkSafeUrl(text: string, ctx: z.core.$RefinementCtx<string>): void {
   if (url.username || url.password) return fail('must not contain user information');
 }
 
-export const safeUrl = z.string().max(LIMITS.uri).superRefine(checkSafeUrl);
+export const safeUrl = z.string().max(LIMITS.uri).superRefine(checkSafeUrl)
+  .meta({ format: 'uri', description: 'Absolute https URI (http only for 127.0.0.1, ::1, localhost); no fragment, wildcard or userinfo; matched exactly' });
 
 /** A resource indicator / audience (RFC 8707 §2): an absolute http(s) URI without a fragment. */
-export const resourceIdentifier = z.string().min(1).max(LIMITS.uri).superRefine((text, ctx) => {
+export const resourceIdentifier = z.string().min(1).max(LIMITS.uri).meta({ format: 'uri' }).superRefine((text, ctx) => {
   const url = parseUrl(text);
   if (!url || (url.protocol !== 'https:' && url.protocol !== 'http:')) {
     ctx.addIssue({ code: 'custom', message: 'must be an absolute http(s) URI', input: text });
