@@ -101,7 +101,7 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
     const resources = new ResourceService(store.prisma, changes);
     const users = new UserService(store.prisma, changes);
     const keys = new KeyStore(store.prisma, kek);
-    const audit = new AuditWriter(store.prisma, logger, now);
+    const audit = new AuditWriter(store.sql, logger, now);
     audit.start();
     startedAudit = audit;
     // A wrong KEK must stop start-up before anything is written under it (bootstrap would

@@ -36,7 +36,7 @@ export async function createServices(config: Config, store: Store, logger: Logge
   // Publishing only: running servers on the same PostgreSQL drop their caches through NOTIFY.
   const changes = new ChangeFeed(store.kind === 'postgres' ? store.sql : undefined);
   const keys = new KeyStore(store.prisma, kek);
-  const audit = new AuditWriter(store.prisma, logger, now);
+  const audit = new AuditWriter(store.sql, logger, now);
   const settings = async () => lifecycleSettings({
     rotationIntervalMs: config.keyRotationIntervalMs,
     longestTokenTtlSeconds: await longestTokenTtlSeconds(store.prisma),
