@@ -118,7 +118,7 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
     const loadedKeys = await keys.fingerprint();
     const cookieKeys = [deriveKey(kek, 'cookies').toString('base64url')];
     const build = async () => createProvider({
-      issuer: config.issuer, prisma: store.prisma, clients, roles, resources, now, cookieKeys,
+      issuer: config.issuer, proxyHops: config.proxyHops, prisma: store.prisma, clients, roles, resources, now, cookieKeys,
       jwks: providerJwks(await keys.loadUsable()),
       userRoles: userRolesFrom(store.prisma),
       extra: [accountConfiguration({ prisma: store.prisma }), interactionConfiguration()] as Partial<Configuration>[],
@@ -153,7 +153,7 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
     routers.push(adminRouter({
       issuer: config.issuer, clients, users, roles, resources, keyService, keys, provider, changes, prisma: store.prisma, audit, logger, now,
     }));
-    const app = createHttpApp({ logger, metrics, provider, routers });
+    const app = createHttpApp({ logger, metrics, provider, routers, proxyHops: config.proxyHops });
     const stopAuditRetention = startAuditRetention({ prisma: store.prisma, logger, now, retentionMs: config.auditRetentionMs });
 
     const purge = setInterval(() => {

@@ -69,6 +69,7 @@ const schema = z.object({
   KEYWARD_SIGNING_ALGS: signingAlgs.default(['ES256', 'RS256']),
   KEYWARD_AUDIT_RETENTION: duration.default(90 * 86_400_000),
   KEYWARD_SHUTDOWN_TIMEOUT: duration.default(10_000),
+  KEYWARD_PROXY_HOPS: z.coerce.number().int().min(0).max(10).default(0),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -88,6 +89,8 @@ export interface Config {
   signingAlgs: SigningAlg[];
   auditRetentionMs: number;
   shutdownTimeoutMs: number;
+  /** Reverse proxies in front whose X-Forwarded-* headers are trusted (0: none, use the socket). */
+  proxyHops: number;
   logLevel: z.infer<typeof schema>['LOG_LEVEL'];
 }
 
@@ -118,6 +121,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     signingAlgs: e.KEYWARD_SIGNING_ALGS,
     auditRetentionMs: e.KEYWARD_AUDIT_RETENTION,
     shutdownTimeoutMs: e.KEYWARD_SHUTDOWN_TIMEOUT,
+    proxyHops: e.KEYWARD_PROXY_HOPS,
     logLevel: e.LOG_LEVEL,
   };
 }

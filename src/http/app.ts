@@ -11,11 +11,15 @@ export interface HttpDeps {
   provider: ProviderHolder;
   /** Keyward's own routes (health, admin, interaction), tried before oidc-provider. */
   routers: Router[];
+  /** Trusted reverse proxies in front (X-Forwarded-For/-Proto); 0 trusts none. */
+  proxyHops: number;
 }
 
 /** The koa app: Keyward's routes first, then everything else goes to oidc-provider. */
 export function createHttpApp(deps: HttpDeps): Koa {
-  const app = new Koa({ proxy: true });
+  // Trusting X-Forwarded-For without a proxy would let any client pick the IP that login
+  // throttling and audit see; with N proxies the Nth address from the right is the client.
+  const app = new Koa({ proxy: deps.proxyHops > 0, maxIpsCount: deps.proxyHops });
   app.silent = true;
   app.on('error', (error: Error) => deps.logger.error({ err: { message: error.message, name: error.name } }, 'http error'));
 

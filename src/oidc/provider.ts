@@ -16,6 +16,8 @@ import { installTokenAudit, type AuditSink } from './token-audit.ts';
 
 export interface ProviderDeps {
   issuer: string;
+  /** Trusted reverse proxies in front; see http/app.ts. */
+  proxyHops?: number;
   prisma: PrismaClient;
   clients: ClientService;
   roles: RoleService;
@@ -72,7 +74,8 @@ export function createProvider(deps: ProviderDeps): Provider {
   clientAdapter = new ClientAdapter(deps.clients, oidcScopesOf(configuration));
   const provider = new Provider(deps.issuer, configuration);
   // Behind a TLS-terminating load balancer the issuer is https while the socket is not.
-  provider.proxy = true;
+  provider.proxy = (deps.proxyHops ?? 0) > 0;
+  provider.app.maxIpsCount = deps.proxyHops ?? 0;
   installSecretVerification(provider, deps.clients);
   installClientPolicy(provider);
   installJwtTokenEndpoints(provider, {
