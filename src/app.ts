@@ -5,28 +5,26 @@ import type Router from '@koa/router';
 import type { Configuration } from 'oidc-provider';
 import { adminRouter } from './admin/router.ts';
 import { startAuditRetention } from './audit/retention.ts';
-import { AuditWriter } from './audit/writer.ts';
+import type { AuditWriter } from './audit/writer.ts';
 import type { Config } from './config/env.ts';
+import { createDomain } from './domain.ts';
 import { createHttpApp } from './http/app.ts';
 import { healthRoutes } from './http/health.ts';
 import { Metrics } from './http/metrics.ts';
 import { bootstrapAdmin, type BootstrapResult } from './identity/bootstrap.ts';
-import { ChangeFeed } from './identity/changes.ts';
-import { ClientService } from './identity/clients.ts';
-import { ResourceService } from './identity/resources.ts';
-import { RoleService } from './identity/roles.ts';
-import { SecretHasher } from './identity/secrets.ts';
-import { UserService } from './identity/users.ts';
+import type { ChangeFeed } from './identity/changes.ts';
+import type { ClientService } from './identity/clients.ts';
+import type { ResourceService } from './identity/resources.ts';
+import type { RoleService } from './identity/roles.ts';
+import type { UserService } from './identity/users.ts';
 import { deriveKey } from './keys/crypto.ts';
 import { ensureInitialKeys } from './keys/initial.ts';
-import { loadKek } from './keys/kek.ts';
 import { providerJwks } from './keys/keyset.ts';
-import { KeyStore } from './keys/store.ts';
+import type { KeyStore } from './keys/store.ts';
 import { KeySetFollower } from './keys/follower.ts';
-import { jwksMaxAgeSeconds, lifecycleSettings } from './keys/lifecycle.ts';
+import { jwksMaxAgeSeconds } from './keys/lifecycle.ts';
 import { KeyScheduler } from './keys/scheduler.ts';
 import { KeyService } from './keys/service.ts';
-import { longestTokenTtlSeconds } from './keys/token-ttl.ts';
 import { jwksCacheRoutes } from './http/jwks-cache.ts';
 import type { Logger } from './log/logger.ts';
 import { purgeExpiredArtifacts } from './oidc/adapter.ts';
@@ -91,17 +89,10 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
       const applied = await migrate(store.sql);
       if (applied.length) logger.info({ migrations: applied }, 'migrations applied');
     }
-    const kek = await loadKek(config.kek, config.kekFile);
-    const changes = new ChangeFeed(store.kind === 'postgres' ? store.sql : undefined);
+    const domain = await createDomain(config, store, logger, now);
+    const { kek, changes, clients, roles, resources, users, keys, audit, keySettings } = domain;
     await changes.start();
     startedFeed = changes;
-    const hasher = new SecretHasher(kek);
-    const clients = new ClientService(store.prisma, hasher, changes, now);
-    const roles = new RoleService(store.prisma, changes);
-    const resources = new ResourceService(store.prisma, changes);
-    const users = new UserService(store.prisma, changes);
-    const keys = new KeyStore(store.prisma, kek);
-    const audit = new AuditWriter(store.sql, logger, now);
     audit.start();
     startedAudit = audit;
     // A wrong KEK must stop start-up before anything is written under it (bootstrap would
@@ -125,11 +116,6 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
       audit,
     });
     const provider = new ProviderHolder(await build());
-    const keySettings = async () => lifecycleSettings({
-      rotationIntervalMs: config.keyRotationIntervalMs,
-      longestTokenTtlSeconds: await longestTokenTtlSeconds(store.prisma),
-      algs: config.signingAlgs,
-    });
     const keyFollower = new KeySetFollower({ keys, changes, logger, rebuild: async () => provider.swap(await build()) });
     keyFollower.start(loadedKeys);
     const keyScheduler = new KeyScheduler({

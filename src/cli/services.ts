@@ -1,18 +1,13 @@
 import { userInfo } from 'node:os';
-import { AuditWriter } from '../audit/writer.ts';
+import type { AuditWriter } from '../audit/writer.ts';
 import type { Config } from '../config/env.ts';
-import { ChangeFeed } from '../identity/changes.ts';
-import { ClientService } from '../identity/clients.ts';
-import { ResourceService } from '../identity/resources.ts';
-import { RoleService } from '../identity/roles.ts';
-import { SecretHasher } from '../identity/secrets.ts';
-import { UserService } from '../identity/users.ts';
-import { loadKek } from '../keys/kek.ts';
-import { lifecycleSettings } from '../keys/lifecycle.ts';
+import { createDomain } from '../domain.ts';
+import type { ClientService } from '../identity/clients.ts';
+import type { ResourceService } from '../identity/resources.ts';
+import type { RoleService } from '../identity/roles.ts';
+import type { UserService } from '../identity/users.ts';
 import { KeyScheduler } from '../keys/scheduler.ts';
 import { KeyService } from '../keys/service.ts';
-import { KeyStore } from '../keys/store.ts';
-import { longestTokenTtlSeconds } from '../keys/token-ttl.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Store } from '../store/store.ts';
 
@@ -32,29 +27,16 @@ export interface Services {
 }
 
 export async function createServices(config: Config, store: Store, logger: Logger, now: () => Date = () => new Date()): Promise<Services> {
-  const kek = await loadKek(config.kek, config.kekFile);
-  // Publishing only: running servers on the same PostgreSQL drop their caches through NOTIFY.
-  const changes = new ChangeFeed(store.kind === 'postgres' ? store.sql : undefined);
-  const keys = new KeyStore(store.prisma, kek);
-  const audit = new AuditWriter(store.sql, logger, now);
-  const settings = async () => lifecycleSettings({
-    rotationIntervalMs: config.keyRotationIntervalMs,
-    longestTokenTtlSeconds: await longestTokenTtlSeconds(store.prisma),
-    algs: config.signingAlgs,
-  });
+  // Changes are only published: running servers on the same PostgreSQL drop their caches through NOTIFY.
+  const { changes, clients, users, roles, resources, keys, audit, keySettings: settings } = await createDomain(config, store, logger, now);
   // Never started: the CLI performs the transitions it is asked for and nothing on a timer.
   const scheduler = new KeyScheduler({
     sql: store.sql, keys, audit, logger, now, settings,
     changed: () => changes.publish({ kind: 'keys' }),
   });
   return {
-    store,
-    clients: new ClientService(store.prisma, new SecretHasher(kek), changes, now),
-    users: new UserService(store.prisma, changes),
-    roles: new RoleService(store.prisma, changes),
-    resources: new ResourceService(store.prisma, changes),
+    store, clients, users, roles, resources, audit,
     keyService: new KeyService({ keys, scheduler, settings, now }),
-    audit,
     actor: `cli:${safeUsername()}`,
     async close() {
       await scheduler.stop();

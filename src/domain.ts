@@ -1,0 +1,49 @@
+import { AuditWriter } from './audit/writer.ts';
+import type { Config } from './config/env.ts';
+import { ChangeFeed } from './identity/changes.ts';
+import { ClientService } from './identity/clients.ts';
+import { ResourceService } from './identity/resources.ts';
+import { RoleService } from './identity/roles.ts';
+import { SecretHasher } from './identity/secrets.ts';
+import { UserService } from './identity/users.ts';
+import { loadKek } from './keys/kek.ts';
+import { lifecycleSettings, type LifecycleSettings } from './keys/lifecycle.ts';
+import { KeyStore } from './keys/store.ts';
+import { longestTokenTtlSeconds } from './keys/token-ttl.ts';
+import type { Logger } from './log/logger.ts';
+import type { Store } from './store/store.ts';
+
+/** The domain services on one store, built the same way for the server and the CLI. */
+export interface Domain {
+  kek: Buffer;
+  changes: ChangeFeed;
+  clients: ClientService;
+  roles: RoleService;
+  resources: ResourceService;
+  users: UserService;
+  keys: KeyStore;
+  audit: AuditWriter;
+  /** Key-lifecycle settings; read on demand because token TTLs live in the store. */
+  keySettings(): Promise<LifecycleSettings>;
+}
+
+/** Builds the graph without starting anything (no timers, no LISTEN). */
+export async function createDomain(config: Config, store: Store, logger: Logger, now: () => Date): Promise<Domain> {
+  const kek = await loadKek(config.kek, config.kekFile);
+  const changes = new ChangeFeed(store.kind === 'postgres' ? store.sql : undefined);
+  return {
+    kek,
+    changes,
+    clients: new ClientService(store.prisma, new SecretHasher(kek), changes, now),
+    roles: new RoleService(store.prisma, changes),
+    resources: new ResourceService(store.prisma, changes),
+    users: new UserService(store.prisma, changes),
+    keys: new KeyStore(store.prisma, kek),
+    audit: new AuditWriter(store.sql, logger, now),
+    keySettings: async () => lifecycleSettings({
+      rotationIntervalMs: config.keyRotationIntervalMs,
+      longestTokenTtlSeconds: await longestTokenTtlSeconds(store.prisma),
+      algs: config.signingAlgs,
+    }),
+  };
+}
