@@ -10,10 +10,10 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import pg from 'pg';
+import { freePort } from '../test/support/net.ts';
 
 const RESOURCE = 'https://orders.internal';
 const WARMUP_SECONDS = 3;
@@ -34,14 +34,6 @@ interface Figures {
   failures: number;
 }
 
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  srv.listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const { port } = srv.address() as { port: number };
-  await new Promise((resolve) => srv.close(resolve));
-  return port;
-}
 
 /** Child: a Keyward on the given database with one role, one API and one service client. */
 async function serveKeyward(databaseUrl: string): Promise<Target> {

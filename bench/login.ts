@@ -14,11 +14,11 @@ import { fork } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { freePort } from '../test/support/net.ts';
 
 const RUNS = 3;
 const CONCURRENCY = 4;
@@ -35,14 +35,6 @@ interface Target {
   argon2: string;
 }
 
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  srv.listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const { port } = srv.address() as { port: number };
-  await new Promise((resolve) => srv.close(resolve));
-  return port;
-}
 
 /** Child: Keyward with a few users and one first-party public client. */
 async function serve(databaseUrl: string | undefined, dataDir: string): Promise<Target> {

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { decodeJwt } from 'jose';
 import { createTestDatabase, openTestStore, startServer, TEST_KEK, type TestDatabase } from '../support/harness.ts';
+import { freePort } from '../support/net.ts';
 
 /**
  * Graceful shutdown of the real process (src/main.ts): on SIGTERM it stops accepting, lets
@@ -24,13 +25,6 @@ let port: number;
 let base: string;
 let output = '';
 
-async function freePort(): Promise<number> {
-  const srv = net.createServer().listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const { port: p } = srv.address() as net.AddressInfo;
-  await new Promise((resolve) => srv.close(resolve));
-  return p;
-}
 
 /** Polls `check` every 50 ms until it returns true or `timeoutMs` passes. */
 async function until(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {

@@ -9,6 +9,7 @@ import { createKeyward, type Keyward } from '../../src/app.ts';
 import { loadConfig, type Config } from '../../src/config/env.ts';
 import { createLogger, type Logger } from '../../src/log/logger.ts';
 import { openStore, type Store } from '../../src/store/store.ts';
+import { freePort } from './net.ts';
 
 /**
  * Test stores: a fresh PostgreSQL database per call when DATABASE_URL is set (created from
@@ -112,17 +113,5 @@ export function openTestStore(db: TestDatabase): Promise<Store> {
   return openStore({ databaseUrl: db.url, dataDir: db.kind === 'pglite' ? path.join(db.dir, 'pgdata') : '' });
 }
 
-async function freePort(): Promise<number> {
-  const net = await import('node:net');
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as import('node:net').AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 export const silentLogger = (): Logger => pino({ level: 'silent' });
