@@ -28,7 +28,7 @@ import { KeyService } from './keys/service.ts';
 import { jwksCacheRoutes } from './http/jwks-cache.ts';
 import type { Logger } from './log/logger.ts';
 import { purgeExpiredArtifacts } from './oidc/adapter.ts';
-import { accountConfiguration, userRolesFrom } from './oidc/accounts.ts';
+import { accountConfiguration } from './oidc/accounts.ts';
 import { interactionConfiguration } from './oidc/interactions.ts';
 import { PasswordAuthenticator } from './interaction/accounts.ts';
 import { CsrfTokens } from './interaction/csrf.ts';
@@ -111,8 +111,8 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
     const build = async () => createProvider({
       issuer: config.issuer, proxyHops: config.proxyHops, prisma: store.prisma, clients, roles, resources, now, cookieKeys,
       jwks: providerJwks(await keys.loadUsable()),
-      userRoles: userRolesFrom(store.prisma),
-      extra: [accountConfiguration({ prisma: store.prisma }), interactionConfiguration()] as Partial<Configuration>[],
+      userRoles: (userId) => users.rolesOf(userId),
+      extra: [accountConfiguration({ prisma: store.prisma, rolesOf: (userId) => users.rolesOf(userId) }), interactionConfiguration()] as Partial<Configuration>[],
       audit,
     });
     const provider = new ProviderHolder(await build());

@@ -12,14 +12,6 @@ export const SCOPE_CLAIMS = {
   roles: ['roles'],
 } as const;
 
-/** Role names of a user, for access-token `roles` (claims.ts) and the `roles` claim. */
-export function userRolesFrom(prisma: PrismaClient): (accountId: string) => Promise<string[]> {
-  return async (accountId) => {
-    const rows = await prisma.userRole.findMany({ where: { userId: accountId }, select: { roleName: true }, orderBy: { roleName: 'asc' } });
-    return rows.map((r) => r.roleName);
-  };
-}
-
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
@@ -27,8 +19,8 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
  * A disabled or deleted user is not found, which makes oidc-provider refuse their refresh
  * tokens, userinfo and existing sessions.
  */
-export function accountConfiguration(deps: { prisma: PrismaClient }): Partial<Configuration> {
-  const rolesOf = userRolesFrom(deps.prisma);
+export function accountConfiguration(deps: { prisma: PrismaClient; rolesOf: (userId: string) => Promise<string[]> }): Partial<Configuration> {
+  const { rolesOf } = deps;
   return {
     claims: Object.fromEntries(Object.entries(SCOPE_CLAIMS).map(([scope, claims]) => [scope, [...claims]])),
     // oidc-provider's default (true) leaves scope claims out of the ID token whenever an access

@@ -4,6 +4,8 @@ import argon2 from 'argon2';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import { PasswordAuthenticator } from '../../src/interaction/accounts.ts';
 import { hashPassword, needsRehash, PASSWORD_PARAMS, verifyPassword } from '../../src/identity/passwords.ts';
+import { ChangeFeed } from '../../src/identity/changes.ts';
+import { UserService } from '../../src/identity/users.ts';
 import { accountConfiguration } from '../../src/oidc/accounts.ts';
 import { migrate } from '../../src/store/migrate.ts';
 import type { Store } from '../../src/store/store.ts';
@@ -82,7 +84,8 @@ test('a hash made with weaker argon2 parameters is upgraded on a successful logi
 });
 
 test('findAccount: sub is the user id, claims by scope source; disabled, deleted or malformed ids are not found', async () => {
-  const { findAccount } = accountConfiguration({ prisma: store.prisma });
+  const users = new UserService(store.prisma, new ChangeFeed(undefined));
+  const { findAccount } = accountConfiguration({ prisma: store.prisma, rolesOf: (id) => users.rolesOf(id) });
   const role = await store.prisma.role.create({ data: { name: 'viewer' } });
   const carl = await user('carl', 'pw-carl');
   await store.prisma.userRole.create({ data: { userId: carl.id, roleName: role.name } });
