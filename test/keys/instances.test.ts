@@ -26,6 +26,9 @@ if (process.env.DATABASE_URL) {
     before(async () => {
       db = await createTestDatabase();
       [a, b] = await Promise.all([startServer(db, adminEnv, { now: clock.now }), startServer(db, adminEnv, { now: clock.now })]);
+      // The tests move the clock and call runDue themselves; a timer tick of either instance
+      // (the first one runs right after start, late under load) would race them for the work.
+      await Promise.all([a.keyward.keyScheduler.stop(), b.keyward.keyScheduler.stop()]);
     });
     after(async () => {
       await Promise.all([a?.stop(), b?.stop()]);
