@@ -75,7 +75,7 @@ export function createProvider(deps: ProviderDeps): Provider {
   const provider = new Provider(deps.issuer, configuration);
   // Behind a TLS-terminating load balancer the issuer is https while the socket is not.
   provider.proxy = (deps.proxyHops ?? 0) > 0;
-  provider.app.maxIpsCount = deps.proxyHops ?? 0;
+  provider.maxIpsCount = deps.proxyHops ?? 0;
   installSecretVerification(provider, deps.clients);
   installClientPolicy(provider);
   installJwtTokenEndpoints(provider, {
