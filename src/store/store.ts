@@ -5,6 +5,7 @@ import { PrismaPg } from '@prisma/adapter-pg';
 import pg from 'pg';
 import { PrismaPGlite } from 'pglite-prisma-adapter';
 import { PrismaClient } from './generated/client.ts';
+import { lockDataDir } from './pglite-lock.ts';
 import { pgliteSql, pgSql, type Sql } from './sql.ts';
 
 export type { PrismaClient } from './generated/client.ts';
@@ -54,7 +55,14 @@ async function openPGlite(dataDir: string): Promise<Store> {
   const inMemory = dataDir.startsWith('memory://');
   // PGlite creates the data directory but not its parents.
   if (!inMemory) await mkdir(path.dirname(path.resolve(dataDir)), { recursive: true });
-  const db = await PGlite.create(inMemory ? dataDir : path.resolve(dataDir));
+  const unlock = inMemory ? async () => undefined : await lockDataDir(path.resolve(dataDir));
+  let db: PGlite;
+  try {
+    db = await PGlite.create(inMemory ? dataDir : path.resolve(dataDir));
+  } catch (error) {
+    await unlock();
+    throw error;
+  }
   const prisma = new PrismaClient({ adapter: new PrismaPGlite(db) });
   return {
     kind: 'pglite',
@@ -66,6 +74,7 @@ async function openPGlite(dataDir: string): Promise<Store> {
     async close() {
       await prisma.$disconnect();
       await db.close();
+      await unlock();
     },
   };
 }

@@ -63,3 +63,23 @@ test('the configured store (PostgreSQL when DATABASE_URL is set) answers ping an
     await db.drop();
   }
 });
+
+test('PGlite: a data directory in use is refused with a clear error instead of being opened twice', async () => {
+  const dataDir = path.join(await tempDir(), 'pgdata');
+  const first = await openStore({ databaseUrl: undefined, dataDir });
+  try {
+    await assert.rejects(openStore({ databaseUrl: undefined, dataDir }), /in use by process \d+/);
+  } finally {
+    await first.close();
+  }
+  const again = await openStore({ databaseUrl: undefined, dataDir });
+  await again.close();
+});
+
+test('PGlite: a lock left by a process that no longer runs is taken over', async () => {
+  const dataDir = path.join(await tempDir(), 'pgdata');
+  const { writeFile } = await import('node:fs/promises');
+  await writeFile(`${dataDir}.lock`, '2147483646');
+  const store = await openStore({ databaseUrl: undefined, dataDir });
+  await store.close();
+});
