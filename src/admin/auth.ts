@@ -1,10 +1,11 @@
-import { createLocalJWKSet, errors as joseErrors, jwtVerify, type JWK, type JWTVerifyGetKey } from 'jose';
+import { errors as joseErrors, type JWK } from 'jose';
 import type Koa from 'koa';
 import { ADMIN_READ_ROLE, ADMIN_ROLE, adminAudience } from '../identity/bootstrap.ts';
 import type { ChangeFeed } from '../identity/changes.ts';
 import type { ClientService } from '../identity/clients.ts';
 import type { SigningKeyRecord } from '../keys/store.ts';
 import type { ProviderHolder } from '../oidc/holder.ts';
+import { AccessTokenVerifier } from '../oidc/jwt/access-token.ts';
 import { RevocationList } from '../oidc/jwt/revocation-list.ts';
 import type { PrismaClient } from '../store/store.ts';
 import { Problem } from './problem.ts';
@@ -29,7 +30,6 @@ export interface AdminAuthDeps {
 }
 
 const REALM = 'keyward-admin';
-const ALGORITHMS = ['ES256', 'RS256', 'EdDSA'];
 /** A token naming an unknown kid reloads the key set at most this often (it may be brand new). */
 const RELOAD_AFTER_MISS_MS = 5_000;
 
@@ -46,7 +46,7 @@ function unauthorized(detail: string, presented: boolean): Problem {
  * instance announces new keys, so rotation needs no restart.
  */
 export class AdminAuthenticator {
-  #jwks: Promise<JWTVerifyGetKey> | undefined;
+  #verifier: Promise<AccessTokenVerifier> | undefined;
   #loadedAt = 0;
   readonly #revoked: RevocationList;
 
@@ -85,21 +85,14 @@ export class AdminAuthenticator {
   }
 
   async #verify(token: string) {
-    const options = {
-      issuer: this.deps.issuer,
-      audience: adminAudience(this.deps.issuer),
-      typ: 'at+jwt',
-      algorithms: ALGORITHMS,
-      currentDate: this.deps.now(),
-      requiredClaims: ['exp', 'iat', 'sub'],
-    };
+    const checks = { audience: adminAudience(this.deps.issuer), requiredClaims: ['iat', 'sub'] };
     try {
       try {
-        return (await jwtVerify(token, await this.#keySet(), options)).payload;
+        return await (await this.#currentVerifier()).verifyOrThrow(token, checks);
       } catch (error) {
         if (!(error instanceof joseErrors.JWKSNoMatchingKey) || Date.now() - this.#loadedAt < RELOAD_AFTER_MISS_MS) throw error;
         this.#invalidate();
-        return (await jwtVerify(token, await this.#keySet(), options)).payload;
+        return await (await this.#currentVerifier()).verifyOrThrow(token, checks);
       }
     } catch (error) {
       if (error instanceof joseErrors.JWTExpired) throw unauthorized('the access token has expired', true);
@@ -109,19 +102,22 @@ export class AdminAuthenticator {
     }
   }
 
-  #keySet(): Promise<JWTVerifyGetKey> {
-    if (!this.#jwks) {
+  /** The shared access-token verifier over every published (not retired) key in the store. */
+  #currentVerifier(): Promise<AccessTokenVerifier> {
+    if (!this.#verifier) {
       this.#loadedAt = Date.now();
-      const loading = this.deps.keys.list().then((keys) => createLocalJWKSet({
-        keys: keys.filter((k) => k.state !== 'retired').map((k): JWK => ({ ...k.publicJwk, kid: k.kid, alg: k.alg, use: 'sig' })),
-      }));
-      this.#jwks = loading;
-      loading.catch(() => { if (this.#jwks === loading) this.#jwks = undefined; });
+      const loading = this.deps.keys.list().then((keys) => new AccessTokenVerifier(
+        this.deps.issuer,
+        keys.filter((k) => k.state !== 'retired').map((k): JWK => ({ ...k.publicJwk, kid: k.kid, alg: k.alg, use: 'sig' })),
+        this.deps.now,
+      ));
+      this.#verifier = loading;
+      loading.catch(() => { if (this.#verifier === loading) this.#verifier = undefined; });
     }
-    return this.#jwks;
+    return this.#verifier;
   }
 
   #invalidate(): void {
-    this.#jwks = undefined;
+    this.#verifier = undefined;
   }
 }

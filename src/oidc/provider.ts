@@ -1,3 +1,4 @@
+import type { JWK } from 'jose';
 import Provider, { type Configuration, type JWKS } from 'oidc-provider';
 import type { ClientService } from '../identity/clients.ts';
 import type { ResourceService } from '../identity/resources.ts';
@@ -79,7 +80,7 @@ export function createProvider(deps: ProviderDeps): Provider {
   installSecretVerification(provider, deps.clients);
   installClientPolicy(provider);
   installJwtTokenEndpoints(provider, {
-    verifier: new AccessTokenVerifier(deps.issuer, deps.jwks, deps.now),
+    verifier: new AccessTokenVerifier(deps.issuer, deps.jwks.keys as JWK[], deps.now),
     revocations: new RevocationList(deps.prisma),
     clients: deps.clients,
     ...(deps.audit ? { audit: deps.audit } : {}),

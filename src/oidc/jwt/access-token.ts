@@ -1,5 +1,4 @@
-import { createLocalJWKSet, jwtVerify, type JWK, type JWTPayload } from 'jose';
-import type { JWKS } from 'oidc-provider';
+import { createLocalJWKSet, errors, jwtVerify, type JWK, type JWTPayload } from 'jose';
 import { TOKEN_SIGNING_ALGS } from '../policy.ts';
 
 /** The claims of a verified RFC 9068 access token that introspection and revocation use. */
@@ -30,27 +29,38 @@ export class AccessTokenVerifier {
 
   constructor(
     private readonly issuer: string,
-    jwks: JWKS,
+    keys: readonly JWK[],
     private readonly now: () => Date,
   ) {
-    this.#keys = createLocalJWKSet({ keys: (jwks.keys as JWK[]).map(publicJwk) });
+    this.#keys = createLocalJWKSet({ keys: keys.map(publicJwk) });
   }
 
   /** The token's claims, or undefined for anything forged, foreign, malformed or expired. */
   async verify(token: string): Promise<AccessTokenClaims | undefined> {
     try {
-      const { payload } = await jwtVerify(token, this.#keys, {
-        issuer: this.issuer,
-        typ: 'at+jwt',
-        algorithms: [...TOKEN_SIGNING_ALGS],
-        currentDate: this.now(),
-        requiredClaims: ['jti', 'exp', 'client_id'],
-      });
-      if (typeof payload.jti !== 'string' || typeof payload.client_id !== 'string') return undefined;
-      return payload as AccessTokenClaims;
+      return await this.verifyOrThrow(token);
     } catch {
       return undefined;
     }
+  }
+
+  /**
+   * The token's claims, or jose's error saying what is wrong (for callers that explain it,
+   * such as the admin API's 401s). `audience` and `requiredClaims` add to the checks above.
+   */
+  async verifyOrThrow(token: string, extra: { audience?: string; requiredClaims?: string[] } = {}): Promise<AccessTokenClaims> {
+    const { payload } = await jwtVerify(token, this.#keys, {
+      issuer: this.issuer,
+      typ: 'at+jwt',
+      algorithms: [...TOKEN_SIGNING_ALGS],
+      currentDate: this.now(),
+      requiredClaims: ['jti', 'exp', 'client_id', ...(extra.requiredClaims ?? [])],
+      ...(extra.audience ? { audience: extra.audience } : {}),
+    });
+    if (typeof payload.jti !== 'string' || typeof payload.client_id !== 'string') {
+      throw new errors.JWTClaimValidationFailed('jti and client_id must be strings', payload, 'client_id', 'invalid');
+    }
+    return payload as AccessTokenClaims;
   }
 }
 
