@@ -13,7 +13,7 @@ import Provider, { type ClientMetadata, type Configuration, type JWKS, type KoaC
 import { SECRET_PLACEHOLDER } from '../../src/oidc/overrides/index.ts';
 import { createTestDatabase, startServer, type TestDatabase, type TestServer } from '../support/harness.ts';
 import { freePort } from '../support/net.ts';
-import { basic, postForm } from './service-fixtures.ts';
+import { auditEvents, basic, postForm } from './service-fixtures.ts';
 
 const API = 'https://api.contract.test';
 const OPAQUE_API = 'https://opaque.contract.test';
@@ -227,6 +227,19 @@ test('oidc-provider 9.x: ctx.oidc does not exist in a provider.use middleware be
   await token({ grant_type: 'client_credentials', resource: API });
   assert.deepEqual(probe.beforeRoute, [undefined]);
   assert.equal(probe.afterRoute.at(-1)?.route, 'token');
+});
+
+test('Keyward: the client and the token audit see the same error for a refused grant type (one decision, tokenErrorAnswered)', async () => {
+  const { client, client_secret } = await keyward.keyward.clients.create({
+    client_name: 'web', grant_types: ['authorization_code'], redirect_uris: ['https://app.example/cb'], token_endpoint_auth_method: 'client_secret_basic', roles: [],
+  });
+  const auth = { authorization: basic(client.client_id, client_secret!) };
+  const refused = await postForm(keyward.url, '/token', { grant_type: 'client_credentials' }, auth);
+  const unsupported = await postForm(keyward.url, '/token', { grant_type: 'urn:example:unknown' }, auth);
+  assert.equal(refused.json?.error, 'unauthorized_client', refused.text);
+  assert.equal(unsupported.json?.error, 'unsupported_grant_type', unsupported.text);
+  const audited = (await auditEvents(keyward.keyward, 'token.issued')).filter((e) => e.actor === client.client_id);
+  assert.deepEqual(audited.map((e) => e.details.error).sort(), ['unauthorized_client', 'unsupported_grant_type']);
 });
 
 // --- client-challenge.ts ---------------------------------------------------------------------
