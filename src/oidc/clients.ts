@@ -1,13 +1,6 @@
-import type { Adapter, AdapterPayload, Configuration, KoaContextWithOIDC, Provider } from 'oidc-provider';
+import type { Adapter, AdapterPayload, Configuration } from 'oidc-provider';
 import { isConfidential, type ClientService } from '../identity/clients.ts';
-
-/**
- * oidc-provider requires a `client_secret` in the metadata of secret-authenticated clients.
- * Keyward stores only HMACs, so the metadata carries this marker and authentication goes
- * through `compareClientSecret` below; HS* algorithms and client_secret_jwt, which would use
- * the marker as key material, are disabled (see policy.ts).
- */
-const SECRET_PLACEHOLDER = 'keyward:hashed-secret';
+import { SECRET_PLACEHOLDER } from './overrides/index.ts';
 
 /** The "Client" model of oidc-provider, read from Keyward's client registry (cached). */
 export class ClientAdapter implements Adapter {
@@ -80,42 +73,4 @@ export function oidcScopesOf(configuration: Configuration): Set<string> {
     if (Array.isArray(value) || (value !== null && typeof value === 'object')) scopes.add(name);
   }
   return scopes;
-}
-
-/** True when an authenticated client asked the token endpoint for a grant type it is not registered for. */
-export function grantTypeRefused(ctx: KoaContextWithOIDC): boolean {
-  const oidc = ctx.oidc as KoaContextWithOIDC['oidc'] | undefined;
-  const grantType = oidc?.params?.grant_type;
-  return oidc?.route === 'token' && !!oidc.client && typeof grantType === 'string' && !oidc.client.grantTypeAllowed(grantType);
-}
-
-const CLIENT_AUTH_ROUTES = new Set(['token', 'introspection', 'revocation']);
-
-/**
- * Per-client policy at the token endpoint that oidc-provider answers differently:
- * - RFC 6749 §5.2: a client using a grant type it is not registered for gets
- *   `unauthorized_client` (oidc-provider says `invalid_request`);
- * - RFC 9110 §15.5.2: every 401 carries a `WWW-Authenticate` challenge (oidc-provider adds one
- *   only when the client used the Authorization header).
- */
-export function installClientPolicy(provider: Provider): void {
-  provider.use(async (ctx, next) => {
-    await next();
-    const oidc = (ctx as KoaContextWithOIDC).oidc as KoaContextWithOIDC['oidc'] | undefined;
-    if (!oidc?.route || !CLIENT_AUTH_ROUTES.has(oidc.route)) return;
-    const body = ctx.body as { error?: string } | undefined;
-    if (ctx.status === 400 && body?.error === 'invalid_request' && grantTypeRefused(ctx as KoaContextWithOIDC)) {
-      ctx.body = { error: 'unauthorized_client', error_description: `this client may not use the ${String(oidc.params?.grant_type)} grant type` };
-    }
-    if (ctx.status === 401 && !ctx.response.get('WWW-Authenticate')) {
-      ctx.set('WWW-Authenticate', `Basic realm="${provider.issuer}", error="${body?.error ?? 'invalid_client'}"`);
-    }
-  });
-}
-
-/** Routes client-secret checks to the hashed secrets of the registry (constant time). */
-export function installSecretVerification(provider: Provider, clients: ClientService): void {
-  provider.Client.prototype.compareClientSecret = function compareClientSecret(this: { clientId: string }, actual: string) {
-    return clients.verifySecret(this.clientId, actual);
-  } as never;
 }

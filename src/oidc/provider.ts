@@ -6,11 +6,11 @@ import type { RoleService } from '../identity/roles.ts';
 import type { PrismaClient } from '../store/store.ts';
 import { PrismaAdapter } from './adapter.ts';
 import { claimsConfiguration, type ClaimDeps } from './claims.ts';
-import { ClientAdapter, clientConfiguration, installClientPolicy, installSecretVerification, oidcScopesOf } from './clients.ts';
+import { ClientAdapter, clientConfiguration, oidcScopesOf } from './clients.ts';
 import { AccessTokenVerifier } from './jwt/access-token.ts';
-import { installJwtTokenEndpoints } from './jwt/endpoints.ts';
 import { ReplayDetectionAdapter } from './jwt/replay-detection.ts';
 import { RevocationList } from './jwt/revocation-list.ts';
+import { installOverrides } from './overrides/index.ts';
 import { policyConfiguration } from './policy.ts';
 import { resourceConfiguration } from './resources.ts';
 import { installTokenAudit, type AuditSink } from './token-audit.ts';
@@ -77,13 +77,14 @@ export function createProvider(deps: ProviderDeps): Provider {
   // Behind a TLS-terminating load balancer the issuer is https while the socket is not.
   provider.proxy = (deps.proxyHops ?? 0) > 0;
   provider.maxIpsCount = deps.proxyHops ?? 0;
-  installSecretVerification(provider, deps.clients);
-  installClientPolicy(provider);
-  installJwtTokenEndpoints(provider, {
-    verifier: new AccessTokenVerifier(deps.issuer, deps.jwks.keys as JWK[], deps.now),
-    revocations: new RevocationList(deps.prisma),
+  installOverrides(provider, {
     clients: deps.clients,
-    ...(deps.audit ? { audit: deps.audit } : {}),
+    jwtTokens: {
+      verifier: new AccessTokenVerifier(deps.issuer, deps.jwks.keys as JWK[], deps.now),
+      revocations: new RevocationList(deps.prisma),
+      clients: deps.clients,
+      ...(deps.audit ? { audit: deps.audit } : {}),
+    },
   });
   if (deps.audit) installTokenAudit(provider, deps.audit);
   return provider;

@@ -2,6 +2,7 @@ import { errors, type Client, type Configuration, type KoaContextWithOIDC, type 
 import type { ClientService } from '../identity/clients.ts';
 import type { ResourceService } from '../identity/resources.ts';
 import type { RoleService } from '../identity/roles.ts';
+import { narrowRequestedScope, requestedScopes } from './overrides/index.ts';
 
 export interface ResourceDeps {
   clients: ClientService;
@@ -60,21 +61,17 @@ function isClientCredentials(ctx: KoaContextWithOIDC): boolean {
  * The scope rule for client credentials: granted = requested ∩ what the resource accepts ∩
  * what the client's roles permit. Anything else is dropped; when a scope was requested and
  * nothing survives, the request fails (RFC 6749 §5.2 `invalid_scope`). No `scope` parameter
- * means a token without `scope` (the `roles` claim still says who the caller is).
- *
- * The request's `scope` is narrowed to the granted set here, before oidc-provider's own
- * client-scope check runs, so that check and the grant handler see exactly what the rule
- * grants (an OIDC scope such as `openid` is dropped, not refused).
+ * means a token without `scope` (the `roles` claim still says who the caller is). An OIDC
+ * scope such as `openid` is dropped like any other, see narrowRequestedScope.
  */
 function applyScopeRule(ctx: KoaContextWithOIDC, allowed: readonly string[]): void {
-  const params = ctx.oidc.params as { scope?: unknown };
-  if (typeof params.scope !== 'string' || !params.scope) return;
-  const requested = params.scope.split(' ').filter(Boolean);
+  const requested = requestedScopes(ctx);
+  if (!requested) return;
   const granted = requested.filter((scope) => allowed.includes(scope));
   if (!granted.length) {
-    throw new errors.InvalidScope('none of the requested scopes is accepted by the resource and permitted by the client\'s roles', params.scope);
+    throw new errors.InvalidScope('none of the requested scopes is accepted by the resource and permitted by the client\'s roles', String(ctx.oidc.params?.scope));
   }
-  params.scope = granted.join(' ');
+  narrowRequestedScope(ctx, granted);
 }
 
 /**

@@ -1,6 +1,6 @@
 import type { KoaContextWithOIDC, Provider } from 'oidc-provider';
 import type { AuditEvent } from '../audit/events.ts';
-import { grantTypeRefused } from './clients.ts';
+import { tokenErrorAnswered } from './overrides/index.ts';
 
 /** What token auditing needs: the buffered writer's `record` (never awaited on the request path). */
 export interface AuditSink {
@@ -45,8 +45,8 @@ export function installTokenAudit(provider: Provider, audit: AuditSink): void {
       ip: ctx.ip,
       details: {
         grant_type: ctx.oidc?.params?.grant_type,
-        // Reported as the client will see it (see installClientPolicy).
-        error: grantTypeRefused(ctx) ? 'unauthorized_client' : (error.error ?? error.name),
+        // Reported as the client is answered (the body is rewritten after this event fires).
+        error: tokenErrorAnswered(ctx, error.error) ?? error.name,
       },
     });
   });

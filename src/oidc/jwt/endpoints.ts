@@ -1,4 +1,3 @@
-import type { KoaContextWithOIDC, Provider } from 'oidc-provider';
 import type { AuditEvent } from '../../audit/events.ts';
 import type { ClientService } from '../../identity/clients.ts';
 import { audiencesOf, type AccessTokenClaims, type AccessTokenVerifier } from './access-token.ts';
@@ -11,48 +10,49 @@ export interface JwtEndpointDeps {
   audit?: { record(event: AuditEvent): void };
 }
 
-/**
- * RFC 7662 introspection and RFC 7009 revocation for Keyward's JWT access tokens.
- *
- * oidc-provider stores no JWT access token, so its endpoints answer `unsupported_token_type`
- * for them. This layer lets oidc-provider do everything it does well (body parsing, client
- * authentication with every method, duplicate-parameter checks) and only when it has
- * authenticated the client and then refused the token for being a JWT does it answer instead.
- * Opaque tokens (refresh tokens, ...) never reach this code.
- */
-export function installJwtTokenEndpoints(provider: Provider, deps: JwtEndpointDeps): void {
-  provider.use(async (ctx, next) => {
-    await next();
-    const oidc = (ctx as KoaContextWithOIDC).oidc as KoaContextWithOIDC['oidc'] | undefined;
-    if (!oidc || (oidc.route !== 'introspection' && oidc.route !== 'revocation')) return;
-    const refusedAsJwt = ctx.status === 400 && (ctx.body as { error?: string } | undefined)?.error === 'unsupported_token_type';
-    const token = oidc.params?.token;
-    if (!refusedAsJwt || !oidc.client || typeof token !== 'string') return;
+/** An introspection or revocation request for a JWT, from a client oidc-provider authenticated. */
+export interface JwtTokenRequest {
+  requester: string;
+  token: string;
+  ip: string;
+}
 
-    const requester = oidc.client.clientId;
-    const claims = await deps.verifier.verify(token);
-    const visible = claims !== undefined && (await maySee(deps.clients, requester, claims));
-    if (oidc.route === 'introspection') {
-      ctx.status = 200;
-      ctx.body = visible && !(await deps.revocations.isRevoked(claims.jti)) ? introspectionOf(claims) : { active: false };
-      return;
-    }
-    // RFC 7009 §2.2: 200 whether or not there was anything to revoke, so the answer reveals
-    // nothing about a token the client may not see.
-    if (visible) {
-      await deps.revocations.revoke(claims.jti, new Date(claims.exp * 1000));
-      deps.audit?.record({
-        type: 'token.revoked',
-        actor: requester,
-        subject: typeof claims.sub === 'string' ? claims.sub : undefined,
-        outcome: 'success',
-        ip: ctx.ip,
-        details: { jti: claims.jti, client_id: claims.client_id, aud: claims.aud },
-      });
-    }
-    ctx.status = 200;
-    ctx.body = '';
-  });
+/**
+ * RFC 7662 introspection and RFC 7009 revocation for Keyward's JWT access tokens, which
+ * oidc-provider does not store and so cannot answer for. oidc-provider still parses the
+ * request and authenticates the client; overrides/jwt-token-refusal.ts hands the request here.
+ */
+export class JwtTokenEndpoints {
+  constructor(private readonly deps: JwtEndpointDeps) {}
+
+  /** The RFC 7662 response body. */
+  async introspect(request: JwtTokenRequest): Promise<Record<string, unknown>> {
+    const claims = await this.#visible(request);
+    return claims && !(await this.deps.revocations.isRevoked(claims.jti)) ? introspectionOf(claims) : { active: false };
+  }
+
+  /**
+   * Revokes the token if the requester may see it. RFC 7009 §2.2: the answer is 200 either
+   * way, so it reveals nothing about a token the client may not see.
+   */
+  async revoke(request: JwtTokenRequest): Promise<void> {
+    const claims = await this.#visible(request);
+    if (!claims) return;
+    await this.deps.revocations.revoke(claims.jti, new Date(claims.exp * 1000));
+    this.deps.audit?.record({
+      type: 'token.revoked',
+      actor: request.requester,
+      subject: typeof claims.sub === 'string' ? claims.sub : undefined,
+      outcome: 'success',
+      ip: request.ip,
+      details: { jti: claims.jti, client_id: claims.client_id, aud: claims.aud },
+    });
+  }
+
+  async #visible({ requester, token }: JwtTokenRequest): Promise<AccessTokenClaims | undefined> {
+    const claims = await this.deps.verifier.verify(token);
+    return claims !== undefined && (await maySee(this.deps.clients, requester, claims)) ? claims : undefined;
+  }
 }
 
 /**

@@ -1,0 +1,59 @@
+/**
+ * Every place Keyward reaches into oidc-provider beyond its configuration, in one module.
+ * Verified against oidc-provider 9.13.3 (package.json pins ~9.13.3); each assumption below
+ * is asserted directly by test/oidc/provider-contract.test.ts, so an upgrade that breaks one
+ * fails there by name. Paths are inside node_modules/oidc-provider.
+ *
+ * Internals relied on:
+ * - `Client.prototype.compareClientSecret(actual)` (lib/models/client.js): called, and
+ *   awaited, by client_secret_basic / client_secret_post authentication
+ *   (`authenticateClient`, lib/shared/client_auth.js); `provider.Client` is a class per
+ *   Provider. → client-secret.ts
+ * - Client metadata (lib/helpers/client_schema.js) requires `client_secret` for
+ *   secret-authenticated clients, and lib/models/client.js derives symmetric keys from it
+ *   only for HS*, A*KW and `dir` algorithms and client_secret_jwt, none of which discovery
+ *   offers. → SECRET_PLACEHOLDER
+ * - `allowedGrantTypeCheck` (lib/actions/token.js) throws `invalid_request` when
+ *   `client.grantTypeAllowed(grant_type)` is false, after client authentication.
+ *   → unauthorized-client.ts
+ * - `setWWWAuthenticateHeader` (lib/shared/client_auth.js) adds a challenge to a 401 only
+ *   when the Authorization header was used. → client-challenge.ts
+ * - `rejectStructuredTokens` (lib/shared/reject_structured_tokens.js) answers
+ *   `unsupported_token_type` for any JWT at introspection and revocation, after client
+ *   authentication and before `allowedPolicy`. → jwt-token-refusal.ts
+ * - The client_credentials handler (lib/actions/grants/client_credentials.js) calls
+ *   `getResourceServerInfo` before `validateClientScope` (lib/helpers/grant_authorization.js),
+ *   both reading `ctx.oidc.params.scope`. → requested-scope.ts
+ * - `Provider#use` (lib/provider.js) places middleware around the router; the error handler
+ *   (lib/shared/error_handler.js) renders `{ error, error_description }` as the body and
+ *   emits `grant.error` before such a middleware resumes; `ctx.oidc` exists only inside a
+ *   route (lib/helpers/initialize_app.js). → every after-the-fact answer here
+ *
+ * Supported extension points are used wherever one exists (configuration, `grant.*` events,
+ * `getResourceServerInfo`, `extraClientMetadata`); none exists for the points above.
+ */
+import type { Provider } from 'oidc-provider';
+import { JwtTokenEndpoints, type JwtEndpointDeps } from '../jwt/endpoints.ts';
+import { installClientChallenge } from './client-challenge.ts';
+import { installSecretVerification, type SecretVerifier } from './client-secret.ts';
+import { installJwtTokenAnswers } from './jwt-token-refusal.ts';
+import { installUnauthorizedClient } from './unauthorized-client.ts';
+
+export { SECRET_PLACEHOLDER } from './client-secret.ts';
+export { narrowRequestedScope, requestedScopes } from './requested-scope.ts';
+export { tokenErrorAnswered } from './unauthorized-client.ts';
+
+export interface OverrideDeps {
+  clients: SecretVerifier;
+  jwtTokens: JwtEndpointDeps;
+}
+
+/** Installs every override on a freshly built Provider (once per instance). */
+export function installOverrides(provider: Provider, deps: OverrideDeps): void {
+  installSecretVerification(provider, deps.clients);
+  // provider.use nests in call order, so the JWT answers (innermost) turn their 400 into a 200
+  // before the two above look at the status.
+  installUnauthorizedClient(provider);
+  installClientChallenge(provider);
+  installJwtTokenAnswers(provider, new JwtTokenEndpoints(deps.jwtTokens));
+}

@@ -1,0 +1,48 @@
+import type { KoaContextWithOIDC, Provider } from 'oidc-provider';
+import { oidcOf } from './context.ts';
+
+/**
+ * True when oidc-provider refused an authenticated client at the token endpoint for using a
+ * grant type it is not registered for. oidc-provider's `allowedGrantTypeCheck`
+ * (lib/actions/token.js) throws `invalid_request` exactly when `client.grantTypeAllowed`
+ * is false, after client authentication and after the grant type was found supported.
+ */
+function grantTypeRefusal(ctx: KoaContextWithOIDC, error: string | undefined): boolean {
+  const oidc = oidcOf(ctx);
+  const grantType = oidc?.params?.grant_type;
+  return error === 'invalid_request'
+    && oidc?.route === 'token'
+    && !!oidc.client
+    && typeof grantType === 'string'
+    && !oidc.client.grantTypeAllowed(grantType);
+}
+
+/**
+ * The OAuth error code the client is answered for a token-endpoint failure whose error
+ * oidc-provider reported as `error`. The one place that decides the RFC 6749 §5.2
+ * `unauthorized_client` rewrite: the rewrite below and token auditing both read it (the
+ * audit's `grant.error` event fires before the rewrite has happened).
+ */
+export function tokenErrorAnswered(ctx: KoaContextWithOIDC, error: string | undefined): string | undefined {
+  return grantTypeRefusal(ctx, error) ? 'unauthorized_client' : error;
+}
+
+/**
+ * RFC 6749 §5.2: a client using a grant type it is not registered for gets
+ * `unauthorized_client`; oidc-provider answers `invalid_request` and offers no hook or
+ * error override for that check, so the rendered body is replaced afterwards.
+ */
+export function installUnauthorizedClient(provider: Provider): void {
+  provider.use(async (ctx, next) => {
+    await next();
+    const body = ctx.body as { error?: string } | undefined;
+    if (ctx.status !== 400) return;
+    const answered = tokenErrorAnswered(ctx as KoaContextWithOIDC, body?.error);
+    if (answered === 'unauthorized_client' && answered !== body?.error) {
+      ctx.body = {
+        error: answered,
+        error_description: `this client may not use the ${String(oidcOf(ctx as KoaContextWithOIDC)?.params?.grant_type)} grant type`,
+      };
+    }
+  });
+}

@@ -1,0 +1,324 @@
+/**
+ * The contract with oidc-provider: each assumption src/oidc/overrides/ makes about its
+ * internals, asserted directly (mostly against a bare Provider, where Keyward's overrides
+ * cannot hide what oidc-provider itself does). When an upgrade breaks one, the failing test
+ * names the override to revisit.
+ */
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import { after, before, test } from 'node:test';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import Provider, { type ClientMetadata, type Configuration, type JWKS, type KoaContextWithOIDC } from 'oidc-provider';
+import { SECRET_PLACEHOLDER } from '../../src/oidc/overrides/index.ts';
+import { createTestDatabase, startServer, type TestDatabase, type TestServer } from '../support/harness.ts';
+import { freePort } from '../support/net.ts';
+import { auditEvents, basic, postForm } from './service-fixtures.ts';
+
+const API = 'https://api.contract.test';
+const OPAQUE_API = 'https://opaque.contract.test';
+const SECRET = 'the-stored-secret';
+
+const clients: ClientMetadata[] = [
+  { client_id: 'service', client_secret: SECRET, grant_types: ['client_credentials'], response_types: [], redirect_uris: [] },
+  { client_id: 'poster', client_secret: SECRET, grant_types: ['client_credentials'], response_types: [], redirect_uris: [], token_endpoint_auth_method: 'client_secret_post' },
+  { client_id: 'web', client_secret: SECRET, grant_types: ['authorization_code'], response_types: ['code'], redirect_uris: ['https://app.example/cb'] },
+  { client_id: 'scoped', client_secret: SECRET, grant_types: ['client_credentials'], response_types: [], redirect_uris: [], scope: 'openid' },
+];
+
+/** oidc-provider's default algorithms are RS256, so one RS256 key satisfies every client. */
+let jwks: JWKS;
+
+/** A Provider used only to look clients up (no server). */
+function lookupProvider(staticClients: ClientMetadata[]): Provider {
+  return new Provider('http://127.0.0.1:1', { clients: staticClients, jwks, features: { devInteractions: { enabled: false } } });
+}
+
+/** Per-test observation points of the bare provider (reset by `observe()`). */
+interface Probe {
+  beforeRoute: unknown[];
+  afterRoute: { route: string | undefined; client: string | undefined; params: Record<string, unknown> | undefined; body: unknown }[];
+  order: string[];
+  allowedPolicy: string[];
+  onResourceServerInfo?: (ctx: KoaContextWithOIDC) => void;
+}
+
+let probe: Probe;
+function observe(): Probe {
+  probe = { beforeRoute: [], afterRoute: [], order: [], allowedPolicy: [] };
+  return probe;
+}
+
+interface Bare {
+  provider: Provider;
+  url: string;
+  close(): Promise<void>;
+}
+
+/** A Provider with none of Keyward's overrides, a static client list and an in-memory store. */
+async function bareProvider(): Promise<Bare> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const configuration: Configuration = {
+    clients,
+    jwks,
+    clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      introspection: { enabled: true, allowedPolicy: async (ctx) => { probe.allowedPolicy.push(ctx.oidc.route ?? ''); return true; } },
+      revocation: { enabled: true, allowedPolicy: async (ctx) => { probe.allowedPolicy.push(ctx.oidc.route ?? ''); return true; } },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: async () => API,
+        useGrantedResource: async () => true,
+        getResourceServerInfo: async (ctx, resource) => {
+          probe.onResourceServerInfo?.(ctx);
+          return { scope: 'api:read api:write', audience: resource, accessTokenFormat: resource === OPAQUE_API ? 'opaque' : 'jwt' };
+        },
+      },
+    },
+  };
+  const provider = new Provider(url, configuration);
+  provider.use(async (ctx, next) => {
+    probe.beforeRoute.push((ctx as KoaContextWithOIDC).oidc);
+    await next();
+    const oidc = (ctx as KoaContextWithOIDC).oidc as KoaContextWithOIDC['oidc'] | undefined;
+    probe.order.push('middleware');
+    probe.afterRoute.push({ route: oidc?.route, client: oidc?.client?.clientId, params: oidc?.params as Record<string, unknown> | undefined, body: ctx.body });
+  });
+  provider.on('grant.error', (ctx: KoaContextWithOIDC) => {
+    probe.order.push(`grant.error:${(ctx.body as { error?: string }).error}`);
+  });
+  const server: Server = createServer(provider.callback());
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  return { provider, url, close: () => new Promise((resolve) => server.close(() => resolve())) };
+}
+
+let bare: Bare;
+let db: TestDatabase;
+let keyward: TestServer;
+
+before(async () => {
+  const { privateKey } = await generateKeyPair('RS256', { extractable: true });
+  jwks = { keys: [{ ...(await exportJWK(privateKey)), alg: 'RS256', use: 'sig', kid: 'contract' }] };
+  observe();
+  bare = await bareProvider();
+  db = await createTestDatabase();
+  keyward = await startServer(db);
+});
+after(async () => {
+  await bare?.close();
+  await keyward?.stop();
+  await db?.drop();
+});
+
+function token(params: Record<string, string>, headers: Record<string, string> = { authorization: basic('service', SECRET) }): ReturnType<typeof postForm> {
+  return postForm(bare.url, '/token', params, headers);
+}
+
+async function issueAccessToken(resource = API): Promise<string> {
+  const res = await token({ grant_type: 'client_credentials', resource, scope: 'api:read' });
+  assert.equal(res.status, 200, res.text);
+  return res.json!.access_token as string;
+}
+
+test('the installed oidc-provider is the 9.13 minor the overrides were verified against (src/oidc/overrides/index.ts)', async () => {
+  const pkg = JSON.parse(await readFile(new URL('../../node_modules/oidc-provider/package.json', import.meta.url), 'utf8')) as { version: string };
+  assert.match(pkg.version, /^9\.13\./, 're-verify every assumption in src/oidc/overrides/index.ts, then update this test and the header');
+});
+
+// --- client-secret.ts --------------------------------------------------------------------
+
+test('oidc-provider 9.x: Client.prototype.compareClientSecret exists and is what client_secret_basic and client_secret_post authentication calls, awaited', async () => {
+  observe();
+  const { prototype } = bare.provider.Client;
+  const original = Object.getOwnPropertyDescriptor(prototype, 'compareClientSecret');
+  assert.equal(typeof original?.value, 'function');
+  const calls: string[] = [];
+  prototype.compareClientSecret = function (this: { clientId: string }, actual: string) {
+    calls.push(`${this.clientId}:${actual}`);
+    return Promise.resolve(actual === 'from-the-registry');
+  } as never;
+  try {
+    assert.equal((await token({ grant_type: 'client_credentials', resource: API }, { authorization: basic('service', 'from-the-registry') })).status, 200);
+    // The stored metadata secret no longer authenticates: only the replacement decides, and its
+    // Promise<false> is awaited (an un-awaited Promise would be truthy and let anyone in).
+    assert.equal((await token({ grant_type: 'client_credentials', resource: API }, { authorization: basic('service', SECRET) })).status, 401);
+    assert.equal((await token({ grant_type: 'client_credentials', resource: API, client_id: 'poster', client_secret: 'from-the-registry' }, {})).status, 200);
+    assert.deepEqual(calls, ['service:from-the-registry', `service:${SECRET}`, 'poster:from-the-registry']);
+  } finally {
+    Object.defineProperty(prototype, 'compareClientSecret', original!);
+  }
+});
+
+test('oidc-provider 9.x: provider.Client is a class of its own per Provider, so patching its prototype never reaches another instance', async () => {
+  const other = lookupProvider(clients);
+  assert.notEqual(other.Client, bare.provider.Client);
+  assert.notEqual(other.Client.prototype, bare.provider.Client.prototype);
+});
+
+test('oidc-provider 9.x: a client_secret_basic client without client_secret metadata is refused (why SECRET_PLACEHOLDER exists)', async () => {
+  const provider = lookupProvider([
+    { client_id: 'no-secret', grant_types: ['client_credentials'], response_types: [], redirect_uris: [], token_endpoint_auth_method: 'client_secret_basic' },
+  ]);
+  await assert.rejects(provider.Client.find('no-secret'), (err: Error & { error?: string; error_description?: string }) => {
+    assert.equal(err.error, 'invalid_client_metadata');
+    assert.match(err.error_description ?? '', /client_secret/);
+    return true;
+  });
+});
+
+test('Keyward discovery offers no HS* algorithm, no client_secret_jwt and no symmetric encryption, so SECRET_PLACEHOLDER is never key material', async () => {
+  const res = await fetch(`${keyward.url}/.well-known/openid-configuration`);
+  const discovery = (await res.json()) as Record<string, unknown>;
+  const algs = Object.entries(discovery)
+    .filter(([key]) => key.endsWith('_alg_values_supported') || key.endsWith('_enc_values_supported'))
+    .flatMap(([, values]) => values as string[]);
+  assert.ok(algs.length > 0);
+  for (const alg of algs) {
+    assert.ok(!alg.startsWith('HS'), `${alg} would take the placeholder as an HMAC key`);
+    assert.ok(!/^(A\d{3}(GCM)?KW|dir|PBES2.*)$/.test(alg), `${alg} would derive an encryption key from the placeholder`);
+  }
+  const authMethods = Object.entries(discovery)
+    .filter(([key]) => key.endsWith('_auth_methods_supported'))
+    .flatMap(([, values]) => values as string[]);
+  assert.ok(authMethods.includes('client_secret_basic'));
+  assert.ok(!authMethods.includes('client_secret_jwt'));
+});
+
+test('Keyward: SECRET_PLACEHOLDER itself does not authenticate a confidential client', async () => {
+  const { client, client_secret } = await keyward.keyward.clients.create({ client_name: 'contract', grant_types: ['client_credentials'], roles: [] });
+  const res = await postForm(keyward.url, '/token', { grant_type: 'client_credentials' }, { authorization: basic(client.client_id, SECRET_PLACEHOLDER) });
+  assert.equal(res.status, 401, res.text);
+  assert.notEqual(client_secret, SECRET_PLACEHOLDER);
+});
+
+// --- unauthorized-client.ts and token-audit.ts ----------------------------------------------
+
+test('oidc-provider 9.x: a grant type the client lacks is refused with 400 invalid_request after client authentication (the body we rewrite)', async () => {
+  observe();
+  const res = await token({ grant_type: 'client_credentials', resource: API }, { authorization: basic('web', SECRET) });
+  assert.equal(res.status, 400, res.text);
+  assert.deepEqual(res.json, { error: 'invalid_request', error_description: 'requested grant type is not allowed for this client' });
+  const seen = probe.afterRoute.at(-1)!;
+  assert.equal(seen.route, 'token');
+  assert.equal(seen.client, 'web', 'the client is authenticated when the refusal is rendered');
+  assert.equal(seen.params?.grant_type, 'client_credentials');
+  const web = await bare.provider.Client.find('web');
+  assert.equal(web?.grantTypeAllowed('client_credentials'), false, 'the refusal follows Client#grantTypeAllowed');
+  assert.equal((await token({ grant_type: 'client_credentials' }, { authorization: basic('web', 'wrong') })).status, 401, 'authentication comes first');
+});
+
+test('oidc-provider 9.x: an unsupported grant type is refused as unsupported_grant_type before the per-client check (never rewritten)', async () => {
+  const res = await token({ grant_type: 'urn:example:unknown' }, { authorization: basic('web', SECRET) });
+  assert.equal(res.status, 400, res.text);
+  assert.equal(res.json?.error, 'unsupported_grant_type');
+});
+
+test('oidc-provider 9.x: grant.error fires with the rendered body before a provider.use middleware resumes (why token audit asks tokenErrorAnswered)', async () => {
+  observe();
+  await token({ grant_type: 'client_credentials', resource: API }, { authorization: basic('web', SECRET) });
+  assert.deepEqual(probe.order, ['grant.error:invalid_request', 'middleware']);
+});
+
+test('oidc-provider 9.x: ctx.oidc does not exist in a provider.use middleware before the route runs (no pre-route hook for any override)', async () => {
+  observe();
+  await token({ grant_type: 'client_credentials', resource: API });
+  assert.deepEqual(probe.beforeRoute, [undefined]);
+  assert.equal(probe.afterRoute.at(-1)?.route, 'token');
+});
+
+test('Keyward: the client and the token audit see the same error for a refused grant type (one decision, tokenErrorAnswered)', async () => {
+  const { client, client_secret } = await keyward.keyward.clients.create({
+    client_name: 'web', grant_types: ['authorization_code'], redirect_uris: ['https://app.example/cb'], token_endpoint_auth_method: 'client_secret_basic', roles: [],
+  });
+  const auth = { authorization: basic(client.client_id, client_secret!) };
+  const refused = await postForm(keyward.url, '/token', { grant_type: 'client_credentials' }, auth);
+  const unsupported = await postForm(keyward.url, '/token', { grant_type: 'urn:example:unknown' }, auth);
+  assert.equal(refused.json?.error, 'unauthorized_client', refused.text);
+  assert.equal(unsupported.json?.error, 'unsupported_grant_type', unsupported.text);
+  const audited = (await auditEvents(keyward.keyward, 'token.issued')).filter((e) => e.actor === client.client_id);
+  assert.deepEqual(audited.map((e) => e.details.error).sort(), ['unauthorized_client', 'unsupported_grant_type']);
+});
+
+// --- client-challenge.ts ---------------------------------------------------------------------
+
+test('oidc-provider 9.x: a 401 carries WWW-Authenticate only when the Authorization header was used (the gap client-challenge fills)', async () => {
+  const viaHeader = await token({ grant_type: 'client_credentials' }, { authorization: basic('service', 'wrong') });
+  assert.equal(viaHeader.status, 401);
+  assert.match(viaHeader.headers.get('www-authenticate') ?? '', /^Basic /);
+  const viaBody = await token({ grant_type: 'client_credentials', client_id: 'poster', client_secret: 'wrong' }, {});
+  assert.equal(viaBody.status, 401);
+  assert.equal(viaBody.headers.get('www-authenticate'), null);
+});
+
+// --- jwt-token-refusal.ts ------------------------------------------------------------------------
+
+for (const route of ['introspection', 'revocation'] as const) {
+  const path = route === 'introspection' ? '/token/introspection' : '/token/revocation';
+
+  test(`oidc-provider 9.x: ${route} answers 400 unsupported_token_type for a JWT access token, after authenticating the client and without asking allowedPolicy (the answer we replace)`, async () => {
+    const jwt = await issueAccessToken();
+    observe();
+    const res = await postForm(bare.url, path, { token: jwt }, { authorization: basic('service', SECRET) });
+    assert.equal(res.status, 400, res.text);
+    assert.equal(res.json?.error, 'unsupported_token_type');
+    const seen = probe.afterRoute.at(-1)!;
+    assert.equal(seen.route, route);
+    assert.equal(seen.client, 'service', 'the client is authenticated when the refusal is rendered');
+    assert.equal(seen.params?.token, jwt);
+    assert.deepEqual(probe.allowedPolicy, [], 'allowedPolicy is never consulted for a JWT: no supported hook');
+    const unauthenticated = await postForm(bare.url, path, { token: jwt }, { authorization: basic('service', 'wrong') });
+    assert.equal(unauthenticated.status, 401, 'authentication comes first');
+  });
+
+  test(`oidc-provider 9.x: ${route} of an opaque token consults allowedPolicy (the supported hook JWTs never reach)`, async () => {
+    const opaque = await issueAccessToken(OPAQUE_API);
+    observe();
+    const res = await postForm(bare.url, path, { token: opaque }, { authorization: basic('service', SECRET) });
+    assert.equal(res.status, 200, res.text);
+    assert.deepEqual(probe.allowedPolicy, [route]);
+  });
+
+  test(`oidc-provider 9.x: any JWT-shaped token, even one not signed by the provider, is refused by ${route} as unsupported_token_type`, async () => {
+    const { privateKey } = await generateKeyPair('ES256');
+    const foreign = await new SignJWT({}).setProtectedHeader({ alg: 'ES256', typ: 'at+jwt' }).sign(privateKey);
+    const res = await postForm(bare.url, path, { token: foreign }, { authorization: basic('service', SECRET) });
+    assert.equal(res.status, 400, res.text);
+    assert.equal(res.json?.error, 'unsupported_token_type');
+  });
+}
+
+// --- requested-scope.ts ------------------------------------------------------------------------
+
+test('oidc-provider 9.x: client_credentials refuses an OIDC scope outside the client\'s scope metadata (what narrowing avoids)', async () => {
+  observe();
+  const res = await token({ grant_type: 'client_credentials', resource: API, scope: 'offline_access api:read' }, { authorization: basic('scoped', SECRET) });
+  assert.equal(res.status, 400, res.text);
+  assert.equal(res.json?.error, 'invalid_scope');
+});
+
+test('oidc-provider 9.x: client_credentials calls getResourceServerInfo before validateClientScope, and both read ctx.oidc.params.scope', async () => {
+  const seen: unknown[] = [];
+  observe().onResourceServerInfo = (ctx) => {
+    seen.push(ctx.oidc.params?.scope);
+    (ctx.oidc.params as { scope?: string }).scope = 'api:read';
+  };
+  const res = await token({ grant_type: 'client_credentials', resource: API, scope: 'offline_access api:read api:write' }, { authorization: basic('scoped', SECRET) });
+  assert.equal(res.status, 200, res.text);
+  assert.deepEqual(seen, ['offline_access api:read api:write']);
+  assert.equal(res.json?.scope, 'api:read', 'the token carries the narrowed scope');
+});
+
+// --- clients.ts (ClientAdapter hands over only the provider's own scopes) ----------------------
+
+test('oidc-provider 9.x: client metadata whose scope names a scope the provider does not know is refused (why ClientAdapter splits scope)', async () => {
+  const provider = lookupProvider([
+    { client_id: 'api-scoped', client_secret: SECRET, grant_types: ['client_credentials'], response_types: [], redirect_uris: [], scope: 'openid api:read' },
+  ]);
+  await assert.rejects(provider.Client.find('api-scoped'), (err: Error & { error?: string }) => {
+    assert.equal(err.error, 'invalid_client_metadata');
+    return true;
+  });
+});
