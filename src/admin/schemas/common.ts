@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ROLE_NAME } from '../../identity/roles.ts';
-import { SIGNING_ALGS } from '../../keys/store.ts';
+import { SIGNING_ALGS } from '../../keys/algorithms.ts';
 
 /** Limits of every admin input: enough for real use, small enough that no input is expensive. */
 export const LIMITS = {
