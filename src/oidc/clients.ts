@@ -1,5 +1,5 @@
 import type { Adapter, AdapterPayload, Configuration, KoaContextWithOIDC, Provider } from 'oidc-provider';
-import { isConfidential, type ClientService } from '../identity/clients.ts';
+import { AUTH_METHODS, isConfidential, type ClientService } from '../identity/clients/index.ts';
 
 /**
  * oidc-provider requires a `client_secret` in the metadata of secret-authenticated clients.
@@ -58,7 +58,7 @@ export class ClientAdapter implements Adapter {
 
 export function clientConfiguration(): Partial<Configuration> {
   return {
-    clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
+    clientAuthMethods: [...AUTH_METHODS],
     extraClientMetadata: {
       properties: ['default_resource'],
       validator(_ctx, key, value) {

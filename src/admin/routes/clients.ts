@@ -1,4 +1,4 @@
-import type { ClientService } from '../../identity/clients.ts';
+import type { ClientService } from '../../identity/clients/index.ts';
 import { decodeCursor, pageBody } from '../pagination.ts';
 import { Problem } from '../problem.ts';
 import { defineRoute, type AdminRoute } from '../route.ts';

@@ -1,6 +1,6 @@
 import type { KoaContextWithOIDC, Provider } from 'oidc-provider';
 import type { AuditEvent } from '../../audit/events.ts';
-import type { ClientService } from '../../identity/clients.ts';
+import type { ClientService } from '../../identity/clients/index.ts';
 import { audiencesOf, type AccessTokenClaims, type AccessTokenVerifier } from './access-token.ts';
 import type { RevocationList } from './revocation-list.ts';
 
