@@ -3,10 +3,10 @@ import type { Page } from '../identity/page.ts';
 import { ROLE_NAME } from '../identity/roles.ts';
 import { Problem } from './problem.ts';
 
-/** What each list sorts by, so that a cursor is checked before it reaches a query. */
 // Ids in a cursor come from the store, which writes UUIDs in lower case; anything else was forged.
 const storedUuid = (key: string) => isUuid(key) && key === key.toLowerCase();
 
+/** What each list sorts by, so that a cursor is checked before it reaches a query. */
 const KEY_FORMS = {
   clients: (key: string) => CLIENT_ID.test(key),
   roles: (key: string) => ROLE_NAME.test(key),

@@ -69,7 +69,7 @@ export const scopeToken = z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]{1,128}$/, 
 export const scopeString = z.string().max(LIMITS.scopes * (LIMITS.scope + 1))
   .regex(/^[\x21\x23-\x5B\x5D-\x7E]{1,128}( [\x21\x23-\x5B\x5D-\x7E]{1,128})*$/, 'must be scope tokens separated by single spaces');
 
-export const roleName = z.string().regex(ROLE_NAME, 'must match ^[a-z][a-z0-9:_-]{0,63}$');
+export const roleName = z.string().regex(ROLE_NAME, `must match ${ROLE_NAME.source}`);
 
 export const roleList = z.array(roleName).max(LIMITS.roles);
 

@@ -9,9 +9,9 @@ export interface AccessTokenClaims extends JWTPayload {
   client_id: string;
 }
 
+/** Staged and retiring keys carry `key_ops: ['verify']`, active ones none: verification uses them all alike. */
 function verificationKey(jwk: JWK): JWK {
   const { key_ops: _keyOps, ...key } = publicJwk(jwk);
-  // Staged and retiring keys are verify-only; active ones are published for verification too.
   return key;
 }
 
