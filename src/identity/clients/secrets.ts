@@ -42,8 +42,9 @@ export class ClientSecrets {
 
   /**
    * Issues a new secret. Existing secrets stay valid until `previousExpiresInSeconds` from now
-   * (0 revokes them at once); secrets already expired are deleted. One transaction, so two
-   * concurrent rotations cannot leave more than MAX_SECRETS live secrets behind.
+   * (0 revokes them at once); secrets already expired are deleted. One transaction, trim
+   * included: no reader sees the new secret beside more than one previous one, and a failure
+   * leaves the secrets as they were.
    */
   async rotate(clientId: string, previousExpiresInSeconds: number): Promise<{ client_secret: string; previous_secret_expires_at: string }> {
     const now = this.now();
