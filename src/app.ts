@@ -13,7 +13,7 @@ import { healthRoutes } from './http/health.ts';
 import { Metrics } from './http/metrics.ts';
 import { bootstrapAdmin, type BootstrapResult } from './identity/bootstrap.ts';
 import type { ChangeFeed } from './identity/changes.ts';
-import type { ClientService } from './identity/clients.ts';
+import type { ClientService } from './identity/clients/index.ts';
 import type { ResourceService } from './identity/resources.ts';
 import type { RoleService } from './identity/roles.ts';
 import type { UserService } from './identity/users.ts';

@@ -1,7 +1,7 @@
 import { AuditWriter } from './audit/writer.ts';
 import type { Config } from './config/env.ts';
 import { ChangeFeed } from './identity/changes.ts';
-import { ClientService } from './identity/clients.ts';
+import { ClientService } from './identity/clients/index.ts';
 import { ResourceService } from './identity/resources.ts';
 import { RoleService } from './identity/roles.ts';
 import { SecretHasher } from './identity/secrets.ts';

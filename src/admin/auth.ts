@@ -2,7 +2,7 @@ import { errors as joseErrors, type JWK } from 'jose';
 import type Koa from 'koa';
 import { ADMIN_READ_ROLE, ADMIN_ROLE, adminAudience } from '../identity/bootstrap.ts';
 import type { ChangeFeed } from '../identity/changes.ts';
-import type { ClientService } from '../identity/clients.ts';
+import type { ClientService } from '../identity/clients/index.ts';
 import type { SigningKeyRecord } from '../keys/store.ts';
 import type { ProviderHolder } from '../oidc/holder.ts';
 import { AccessTokenVerifier } from '../oidc/jwt/access-token.ts';

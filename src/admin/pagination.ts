@@ -1,13 +1,18 @@
+import { CLIENT_ID, isUuid } from '../identity/ids.ts';
 import type { Page } from '../identity/page.ts';
+import { ROLE_NAME } from '../identity/roles.ts';
 import { Problem } from './problem.ts';
+
+// Ids in a cursor come from the store, which writes UUIDs in lower case; anything else was forged.
+const storedUuid = (key: string) => isUuid(key) && key === key.toLowerCase();
 
 /** What each list sorts by, so that a cursor is checked before it reaches a query. */
 const KEY_FORMS = {
-  clients: /^[A-Za-z0-9._~-]{1,128}$/,
-  roles: /^[a-z][a-z0-9:_-]{0,63}$/,
-  users: /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/,
-  resources: /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/,
-  audit: /^[1-9][0-9]{0,18}$/,
+  clients: (key: string) => CLIENT_ID.test(key),
+  roles: (key: string) => ROLE_NAME.test(key),
+  users: storedUuid,
+  resources: storedUuid,
+  audit: (key: string) => /^[1-9][0-9]{0,18}$/.test(key),
 } as const;
 
 export type ListKind = keyof typeof KEY_FORMS;
@@ -30,7 +35,7 @@ export function decodeCursor(kind: ListKind, cursor: string | undefined): string
     throw invalid;
   }
   const { l, k } = (decoded ?? {}) as { l?: unknown; k?: unknown };
-  if (l !== kind || typeof k !== 'string' || !KEY_FORMS[kind].test(k)) throw invalid;
+  if (l !== kind || typeof k !== 'string' || !KEY_FORMS[kind](k)) throw invalid;
   return k;
 }
 

@@ -1,9 +1,9 @@
 import type { ParseArgsConfig } from 'node:util';
 import { z } from 'zod';
 import { decodeCursor, encodeCursor, type ListKind } from '../admin/pagination.ts';
-import { clientCreate, clientId, secretRotation } from '../admin/schemas/clients.ts';
-import { pageQuery, roleAssignment } from '../admin/schemas/common.ts';
-import { keyRotate, resourceCreate, roleCreate, userCreate } from '../admin/schemas/identity.ts';
+import { clientCreate, clientId, secretRotation } from '../identity/clients/input.ts';
+import { pageQuery, resourceCreate, roleAssignment, roleCreate, userCreate } from '../identity/input.ts';
+import { keyRotate } from '../keys/input.ts';
 import type { Page } from '../identity/page.ts';
 import { migrate, migrationStatus } from '../store/migrate.ts';
 import type { Store } from '../store/store.ts';
@@ -41,7 +41,7 @@ export class UsageError extends Error {
   override name = 'UsageError';
 }
 
-/** Validates with the admin API's own schemas, so the CLI accepts exactly what the API does. */
+/** Validates with the domain's input schemas, the admin API's too, so the CLI accepts exactly what the API does. */
 function parse<T extends z.ZodType>(schema: T, value: unknown): z.output<T> {
   const result = schema.safeParse(value);
   if (!result.success) {

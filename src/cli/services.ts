@@ -2,7 +2,7 @@ import { userInfo } from 'node:os';
 import type { AuditWriter } from '../audit/writer.ts';
 import type { Config } from '../config/env.ts';
 import { createDomain } from '../domain.ts';
-import type { ClientService } from '../identity/clients.ts';
+import type { ClientService } from '../identity/clients/index.ts';
 import type { ResourceService } from '../identity/resources.ts';
 import type { RoleService } from '../identity/roles.ts';
 import type { UserService } from '../identity/users.ts';

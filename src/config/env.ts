@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { DURATION_FORM, parseDuration } from './duration.ts';
-import { SIGNING_ALGS, type SigningAlg } from '../keys/store.ts';
+import { CHOSEN_CLIENT_ID_MIN, CLIENT_ID } from '../identity/ids.ts';
+import { SIGNING_ALGS, type SigningAlg } from '../keys/algorithms.ts';
 
 /** Thrown when the environment does not describe a valid configuration; `message` is one line. */
 export class ConfigError extends Error {
@@ -54,6 +55,8 @@ const signingAlgs = z.string().transform((text, ctx) => {
   return algs as SigningAlg[];
 });
 
+const clientIdForm = `expected ${CHOSEN_CLIENT_ID_MIN}-128 characters of A-Z a-z 0-9 . _ ~ -`;
+
 const schema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
   HOST: z.string().min(1).default('0.0.0.0'),
@@ -63,7 +66,7 @@ const schema = z.object({
   KEYWARD_KEK: kek.optional(),
   KEYWARD_KEK_FILE: z.string().min(1).default('./keys/kek'),
   KEYWARD_AUTO_MIGRATE: boolean.default(true),
-  KEYWARD_BOOTSTRAP_ADMIN_CLIENT_ID: z.string().regex(/^[A-Za-z0-9._~-]{3,128}$/, 'expected 3-128 characters of A-Z a-z 0-9 . _ ~ -').optional(),
+  KEYWARD_BOOTSTRAP_ADMIN_CLIENT_ID: z.string().min(CHOSEN_CLIENT_ID_MIN, clientIdForm).regex(CLIENT_ID, clientIdForm).optional(),
   KEYWARD_BOOTSTRAP_ADMIN_CLIENT_SECRET: z.string().min(32, 'expected at least 32 characters').max(512).optional(),
   KEYWARD_KEY_ROTATION_INTERVAL: duration.default(30 * 86_400_000),
   KEYWARD_SIGNING_ALGS: signingAlgs.default(['ES256', 'RS256']),

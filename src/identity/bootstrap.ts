@@ -1,4 +1,4 @@
-import type { ClientService } from './clients.ts';
+import type { ClientService } from './clients/index.ts';
 import type { ResourceService } from './resources.ts';
 import type { RoleService } from './roles.ts';
 

@@ -1,7 +1,8 @@
 import type { PrismaClient } from '../store/store.ts';
-import type { SigningAlg } from '../keys/store.ts';
+import type { SigningAlg } from '../keys/algorithms.ts';
 import type { ChangeFeed } from './changes.ts';
 import { Conflict, NotFound } from './errors.ts';
+import { isUuid } from './ids.ts';
 import { isMissingRow, isUniqueViolation, pageOf, type Page, type PageRequest } from './page.ts';
 
 /** An API: the audience of access tokens and the scopes it understands. */
@@ -50,8 +51,6 @@ function toView(row: Row): ResourceView {
     updated_at: row.updatedAt.toISOString(),
   };
 }
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export class ResourceService {
   #byIdentifier: Promise<Map<string, ResourceServerRecord>> | undefined;
@@ -118,7 +117,7 @@ export class ResourceService {
   }
 
   async get(id: string): Promise<ResourceView> {
-    const row = UUID.test(id) ? await this.prisma.resourceServer.findUnique({ where: { id } }) : null;
+    const row = isUuid(id) ? await this.prisma.resourceServer.findUnique({ where: { id } }) : null;
     if (!row) throw new NotFound(`resource server ${id} does not exist`);
     return toView(row);
   }

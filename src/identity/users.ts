@@ -1,6 +1,7 @@
 import type { PrismaClient } from '../store/store.ts';
 import type { ChangeFeed } from './changes.ts';
 import { Conflict, Invalid, NotFound } from './errors.ts';
+import { isUuid } from './ids.ts';
 import { isMissingRow, isUniqueViolation, pageOf, type Page, type PageRequest } from './page.ts';
 import { hashPassword } from './passwords.ts';
 
@@ -51,8 +52,6 @@ function toView(row: Row): UserView {
   };
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 /** User accounts: creation with an argon2id password hash, roles, lookups. No HTTP in here. */
 export class UserService {
   constructor(
@@ -84,7 +83,7 @@ export class UserService {
   }
 
   async get(id: string): Promise<UserView> {
-    const row = UUID.test(id) ? await this.prisma.user.findUnique({ where: { id }, include }) : null;
+    const row = isUuid(id) ? await this.prisma.user.findUnique({ where: { id }, include }) : null;
     if (!row) throw new NotFound(`user ${id} does not exist`);
     return toView(row as Row);
   }
@@ -145,7 +144,7 @@ export class UserService {
 
   /** Role names of a user (for token claims); empty for an unknown id. */
   async rolesOf(id: string): Promise<string[]> {
-    if (!UUID.test(id)) return [];
+    if (!isUuid(id)) return [];
     const rows = await this.prisma.userRole.findMany({ where: { userId: id }, select: { roleName: true } });
     return rows.map((r) => r.roleName).sort();
   }

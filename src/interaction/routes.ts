@@ -3,7 +3,7 @@ import type { Context } from 'koa';
 import { errors, type Interaction } from 'oidc-provider';
 import { z } from 'zod';
 import type { AuditWriter } from '../audit/writer.ts';
-import type { ClientService } from '../identity/clients.ts';
+import type { ClientService } from '../identity/clients/index.ts';
 import type { ResourceService } from '../identity/resources.ts';
 import type { ProviderHolder } from '../oidc/holder.ts';
 import type { PrismaClient } from '../store/store.ts';

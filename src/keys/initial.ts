@@ -1,7 +1,8 @@
 import type { AuditWriter } from '../audit/writer.ts';
 import type { Sql } from '../store/sql.ts';
 import { KEY_LIFECYCLE_LOCK } from './scheduler.ts';
-import type { KeyStore, SigningAlg } from './store.ts';
+import type { SigningAlg } from './algorithms.ts';
+import type { KeyStore } from './store.ts';
 
 /**
  * Before the first Provider is built, every algorithm must have a signing key: on an empty

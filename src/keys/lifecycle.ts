@@ -1,4 +1,5 @@
-import type { KeyState, SigningAlg, SigningKeyRecord } from './store.ts';
+import type { SigningAlg } from './algorithms.ts';
+import type { KeyState, SigningKeyRecord } from './store.ts';
 
 /**
  * The signing-key state machine, `staged → active → retiring → retired`, as pure functions of

@@ -2,7 +2,8 @@ import type { AuditWriter } from '../audit/writer.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Sql } from '../store/sql.ts';
 import { plan, type LifecycleKey, type LifecycleSettings, type Transition } from './lifecycle.ts';
-import type { KeyState, KeyStore, SigningAlg } from './store.ts';
+import type { SigningAlg } from './algorithms.ts';
+import type { KeyState, KeyStore } from './store.ts';
 
 /** The advisory lock every key transition is made under (also taken by initial.ts). */
 export const KEY_LIFECYCLE_LOCK = 0x6b65796c; // "keyl"

@@ -1,7 +1,8 @@
 import { Invalid } from '../identity/errors.ts';
 import { managedAlgs, nextTransitionOf, planEmergency, planRotation, type LifecycleSettings } from './lifecycle.ts';
 import type { KeyScheduler } from './scheduler.ts';
-import type { KeyState, KeyStore, SigningAlg, SigningKeyRecord } from './store.ts';
+import type { SigningAlg } from './algorithms.ts';
+import type { KeyState, KeyStore, SigningKeyRecord } from './store.ts';
 
 /** A signing key as the admin API and CLI show it: never any private part. */
 export interface KeyView {

@@ -1,10 +1,8 @@
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
 import type { PrismaClient } from '../store/store.ts';
+import type { SigningAlg } from './algorithms.ts';
 import { seal, unseal } from './crypto.ts';
-
-/** Signing algorithms Keyward can hold keys for. `none` and HS* are never offered. */
-export const SIGNING_ALGS = ['ES256', 'RS256', 'EdDSA'] as const;
-export type SigningAlg = (typeof SIGNING_ALGS)[number];
+import { storedJwk } from './jwk.ts';
 
 export const KEY_STATES = ['staged', 'active', 'retiring', 'retired'] as const;
 export type KeyState = (typeof KEY_STATES)[number];
@@ -34,7 +32,7 @@ function toRecord(row: Row): SigningKeyRecord {
     alg: row.alg as SigningAlg,
     use: 'sig',
     state: row.state as KeyState,
-    publicJwk: row.publicJwk as JWK,
+    publicJwk: storedJwk.parse(row.publicJwk),
     createdAt: row.createdAt,
     activatedAt: row.activatedAt,
     retiringAt: row.retiringAt,
@@ -65,7 +63,7 @@ export class KeyStore {
     });
     return rows.map((row) => {
       if (row.encryptedJwk === null) throw new Error(`signing key ${row.kid} is ${row.state} but has no private part`);
-      return { ...toRecord(row), privateJwk: JSON.parse(unseal(this.kek, row.encryptedJwk, row.kid)) as JWK };
+      return { ...toRecord(row), privateJwk: storedJwk.parse(JSON.parse(unseal(this.kek, row.encryptedJwk, row.kid))) };
     });
   }
 

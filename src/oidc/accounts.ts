@@ -1,4 +1,5 @@
 import type { Account, Configuration } from 'oidc-provider';
+import { isUuid } from '../identity/ids.ts';
 import type { PrismaClient } from '../store/store.ts';
 
 /**
@@ -11,8 +12,6 @@ export const SCOPE_CLAIMS = {
   profile: ['name', 'preferred_username'],
   roles: ['roles'],
 } as const;
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * The user side of oidc-provider: `findAccount` (sub = user id) and the scope → claims map.
@@ -28,7 +27,7 @@ export function accountConfiguration(deps: { prisma: PrismaClient; rolesOf: (use
     // carries `roles`, `email` and `name` when their scopes are granted, so RPs need no userinfo call.
     conformIdTokenClaims: false,
     async findAccount(_ctx, sub): Promise<Account | undefined> {
-      if (!UUID.test(sub)) return undefined;
+      if (!isUuid(sub)) return undefined;
       const user = await deps.prisma.user.findUnique({
         where: { id: sub },
         select: { id: true, username: true, email: true, emailVerified: true, name: true, disabled: true },

@@ -1,5 +1,5 @@
 import type { Configuration } from 'oidc-provider';
-import type { ClientService } from '../identity/clients.ts';
+import type { ClientService } from '../identity/clients/index.ts';
 
 export interface ClaimDeps {
   clients: ClientService;

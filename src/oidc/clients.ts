@@ -1,5 +1,5 @@
 import type { Adapter, AdapterPayload, Configuration } from 'oidc-provider';
-import { isConfidential, type ClientService } from '../identity/clients.ts';
+import { AUTH_METHODS, isConfidential, type ClientService } from '../identity/clients/index.ts';
 import { SECRET_PLACEHOLDER } from './overrides/index.ts';
 
 /** The "Client" model of oidc-provider, read from Keyward's client registry (cached). */
@@ -51,7 +51,7 @@ export class ClientAdapter implements Adapter {
 
 export function clientConfiguration(): Partial<Configuration> {
   return {
-    clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
+    clientAuthMethods: [...AUTH_METHODS],
     extraClientMetadata: {
       properties: ['default_resource'],
       validator(_ctx, key, value) {

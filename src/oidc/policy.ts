@@ -1,7 +1,5 @@
 import type { Configuration } from 'oidc-provider';
-
-/** Signing algorithms offered for tokens we sign: never `none`, never HS*. */
-export const TOKEN_SIGNING_ALGS = ['ES256', 'RS256', 'EdDSA'] as const;
+import { SIGNING_ALGS } from '../keys/algorithms.ts';
 
 /**
  * The security baseline (RFC 9700): what flows exist, PKCE, algorithms, lifetimes.
@@ -12,10 +10,10 @@ export function policyConfiguration(): Partial<Configuration> {
     responseTypes: ['code'],
     pkce: { required: () => true },
     enabledJWA: {
-      idTokenSigningAlgValues: [...TOKEN_SIGNING_ALGS],
-      userinfoSigningAlgValues: [...TOKEN_SIGNING_ALGS],
-      introspectionSigningAlgValues: [...TOKEN_SIGNING_ALGS],
-      authorizationSigningAlgValues: [...TOKEN_SIGNING_ALGS],
+      idTokenSigningAlgValues: [...SIGNING_ALGS],
+      userinfoSigningAlgValues: [...SIGNING_ALGS],
+      introspectionSigningAlgValues: [...SIGNING_ALGS],
+      authorizationSigningAlgValues: [...SIGNING_ALGS],
       clientAuthSigningAlgValues: ['ES256', 'ES384', 'RS256', 'PS256', 'EdDSA'],
       requestObjectSigningAlgValues: ['ES256', 'RS256', 'PS256', 'EdDSA'],
     },

@@ -1,6 +1,6 @@
 import type { JWK } from 'jose';
 import Provider, { type Configuration, type JWKS } from 'oidc-provider';
-import type { ClientService } from '../identity/clients.ts';
+import type { ClientService } from '../identity/clients/index.ts';
 import type { ResourceService } from '../identity/resources.ts';
 import type { RoleService } from '../identity/roles.ts';
 import type { PrismaClient } from '../store/store.ts';

@@ -1,5 +1,5 @@
 import { errors, type Client, type Configuration, type KoaContextWithOIDC, type ResourceServer } from 'oidc-provider';
-import type { ClientService } from '../identity/clients.ts';
+import type { ClientService } from '../identity/clients/index.ts';
 import type { ResourceService } from '../identity/resources.ts';
 import type { RoleService } from '../identity/roles.ts';
 import { narrowRequestedScope, requestedScopes } from './overrides/index.ts';

@@ -6,7 +6,7 @@ import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { run } from '../../src/cli/run.ts';
 import { ChangeFeed } from '../../src/identity/changes.ts';
-import { ClientService } from '../../src/identity/clients.ts';
+import { ClientService } from '../../src/identity/clients/index.ts';
 import { verifyPassword } from '../../src/identity/passwords.ts';
 import { SecretHasher } from '../../src/identity/secrets.ts';
 import type { Store } from '../../src/store/store.ts';

@@ -5,7 +5,7 @@ import {
   jwksMaxAgeSeconds, lifecycleSettings, managedAlgs, nextTransitionOf, plan, planEmergency, planRotation,
   type LifecycleKey, type LifecycleSettings, type Transition,
 } from '../../src/keys/lifecycle.ts';
-import type { SigningAlg } from '../../src/keys/store.ts';
+import type { SigningAlg } from '../../src/keys/algorithms.ts';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;

@@ -4,12 +4,11 @@ import type { ResourceService } from '../../identity/resources.ts';
 import type { RoleService } from '../../identity/roles.ts';
 import type { UserService } from '../../identity/users.ts';
 import { Conflict } from '../../identity/errors.ts';
+import { pageQuery, resourceCreate, resourcePatch, roleAssignment, roleCreate, rolePatch, userCreate, userPatch } from '../../identity/input.ts';
 import { decodeCursor, pageBody } from '../pagination.ts';
 import { defineRoute, type AdminRoute } from '../route.ts';
-import { pageOf, pageQuery, roleAssignment } from '../schemas/common.ts';
-import {
-  resourceCreate, resourcePatch, resourceView, roleCreate, roleParam, rolePatch, roleView, userCreate, userPatch, userView, uuidParam,
-} from '../schemas/identity.ts';
+import { pageOf } from '../schemas/common.ts';
+import { resourceView, roleParam, roleView, userView, uuidParam } from '../schemas/identity.ts';
 
 const userId = z.strictObject({ id: uuidParam });
 const roleName = z.strictObject({ name: roleParam });

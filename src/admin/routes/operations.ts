@@ -1,10 +1,11 @@
 import { queryAudit } from '../../audit/query.ts';
+import { keyRotate } from '../../keys/input.ts';
 import type { KeyView, RotateOptions } from '../../keys/service.ts';
 import type { PrismaClient } from '../../store/store.ts';
 import { decodeCursor, pageBody } from '../pagination.ts';
 import { defineRoute, type AdminRoute } from '../route.ts';
 import { pageOf } from '../schemas/common.ts';
-import { auditQuery, auditView, keyList, keyRotate } from '../schemas/identity.ts';
+import { auditQuery, auditView, keyList } from '../schemas/identity.ts';
 
 /** What the admin API needs of keys/service.ts. */
 export interface AdminKeyService {

@@ -1,31 +1,9 @@
 import { z } from 'zod';
+import { LIMITS, roleName } from '../../identity/input.ts';
+import { signingAlg } from '../../keys/input.ts';
 import { KEY_STATES } from '../../keys/store.ts';
-import { LIMITS, displayName, resourceIdentifier, roleList, roleName, scopeToken, signingAlg } from './common.ts';
-
-const unique = <T>(list: T[]) => new Set(list).size === list.length;
 
 // ---- users
-const username = z.string().regex(/^[A-Za-z0-9._@+-]{1,128}$/, 'must be 1-128 characters of A-Z a-z 0-9 . _ @ + -');
-const email = z.email().max(254);
-const password = z.string().min(LIMITS.password.min).max(LIMITS.password.max);
-
-export const userCreate = z.strictObject({
-  username,
-  email: email.optional(),
-  name: displayName.optional(),
-  password,
-  roles: roleList.refine(unique, 'must not repeat a role').optional(),
-  disabled: z.boolean().optional(),
-});
-
-export const userPatch = z.strictObject({
-  username: username.optional(),
-  email: email.nullable().optional(),
-  name: displayName.nullable().optional(),
-  password: password.optional(),
-  disabled: z.boolean().optional(),
-});
-
 export const userView = z.object({
   id: z.string(),
   username: z.string(),
@@ -39,19 +17,6 @@ export const userView = z.object({
 });
 
 // ---- roles
-const permissions = z.array(scopeToken).max(LIMITS.scopes).refine(unique, 'must not repeat a permission');
-
-export const roleCreate = z.strictObject({
-  name: roleName,
-  description: z.string().max(LIMITS.description).optional(),
-  permissions: permissions.optional(),
-});
-
-export const rolePatch = z.strictObject({
-  description: z.string().max(LIMITS.description).optional(),
-  permissions: permissions.optional(),
-});
-
 export const roleView = z.object({
   name: z.string(),
   description: z.string(),
@@ -61,24 +26,6 @@ export const roleView = z.object({
 });
 
 // ---- resource servers
-const resourceFields = {
-  identifier: resourceIdentifier,
-  name: z.string().max(LIMITS.name),
-  scopes: z.array(scopeToken).max(LIMITS.scopes).refine(unique, 'must not repeat a scope'),
-  access_token_ttl: z.number().int().min(30).max(86_400),
-  signing_alg: signingAlg,
-};
-
-export const resourceCreate = z.strictObject({
-  identifier: resourceFields.identifier,
-  name: resourceFields.name.optional(),
-  scopes: resourceFields.scopes.optional(),
-  access_token_ttl: resourceFields.access_token_ttl.optional(),
-  signing_alg: resourceFields.signing_alg.optional(),
-});
-
-export const resourcePatch = resourceCreate.partial();
-
 export const resourceView = z.object({
   id: z.string(),
   identifier: z.string(),
@@ -91,11 +38,6 @@ export const resourceView = z.object({
 });
 
 // ---- signing keys
-export const keyRotate = z.strictObject({
-  alg: signingAlg.optional(),
-  emergency: z.boolean().optional(),
-});
-
 /** Mirrors keys/service.ts KeyView; loose because the key service may add fields. */
 export const keyView = z.looseObject({
   kid: z.string(),

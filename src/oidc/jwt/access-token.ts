@@ -1,5 +1,6 @@
 import { createLocalJWKSet, errors, jwtVerify, type JWK, type JWTPayload } from 'jose';
-import { TOKEN_SIGNING_ALGS } from '../policy.ts';
+import { SIGNING_ALGS } from '../../keys/algorithms.ts';
+import { publicJwk } from '../../keys/jwk.ts';
 
 /** The claims of a verified RFC 9068 access token that introspection and revocation use. */
 export interface AccessTokenClaims extends JWTPayload {
@@ -8,15 +9,10 @@ export interface AccessTokenClaims extends JWTPayload {
   client_id: string;
 }
 
-/** JWK members that hold private key material; never part of a verification key set. */
-const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'] as const;
-
-function publicJwk(jwk: JWK): JWK {
-  const copy: Record<string, unknown> = { ...jwk };
-  for (const member of PRIVATE_MEMBERS) delete copy[member];
-  // Staged and retiring keys are verify-only; active ones are published for verification too.
-  delete copy.key_ops;
-  return copy as JWK;
+/** Staged and retiring keys carry `key_ops: ['verify']`, active ones none: verification uses them all alike. */
+function verificationKey(jwk: JWK): JWK {
+  const { key_ops: _keyOps, ...key } = publicJwk(jwk);
+  return key;
 }
 
 /**
@@ -32,7 +28,7 @@ export class AccessTokenVerifier {
     keys: readonly JWK[],
     private readonly now: () => Date,
   ) {
-    this.#keys = createLocalJWKSet({ keys: keys.map(publicJwk) });
+    this.#keys = createLocalJWKSet({ keys: keys.map(verificationKey) });
   }
 
   /** The token's claims, or undefined for anything forged, foreign, malformed or expired. */
@@ -52,7 +48,7 @@ export class AccessTokenVerifier {
     const { payload } = await jwtVerify(token, this.#keys, {
       issuer: this.issuer,
       typ: 'at+jwt',
-      algorithms: [...TOKEN_SIGNING_ALGS],
+      algorithms: [...SIGNING_ALGS],
       currentDate: this.now(),
       requiredClaims: ['jti', 'exp', 'client_id', ...(extra.requiredClaims ?? [])],
       ...(extra.audience ? { audience: extra.audience } : {}),

@@ -1,5 +1,5 @@
 import type { AuditEvent } from '../../audit/events.ts';
-import type { ClientService } from '../../identity/clients.ts';
+import type { ClientService } from '../../identity/clients/index.ts';
 import { audiencesOf, type AccessTokenClaims, type AccessTokenVerifier } from './access-token.ts';
 import type { RevocationList } from './revocation-list.ts';
 

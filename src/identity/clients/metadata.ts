@@ -1,0 +1,103 @@
+import { z } from 'zod';
+
+/** The grant types a client may be registered for (RFC 7591 §2). */
+export const GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials'] as const;
+export type GrantType = (typeof GRANT_TYPES)[number];
+
+/** Token endpoint authentication methods (RFC 7591 §2); client_secret_jwt is off (see oidc/policy.ts). */
+export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'] as const;
+export type AuthMethod = (typeof AUTH_METHODS)[number];
+
+/** RFC 7591 client metadata as stored (never includes a secret). */
+export interface ClientMetadata {
+  grant_types: GrantType[];
+  redirect_uris: string[];
+  post_logout_redirect_uris: string[];
+  token_endpoint_auth_method: AuthMethod;
+  jwks?: { keys: object[] };
+  jwks_uri?: string;
+  /** Space-separated scopes this client may request. */
+  scope?: string;
+  /** The resource used when a token request names none. */
+  default_resource?: string;
+}
+
+/** The `metadata` JSON column read back; a row that does not match is a bug, not input. */
+const storedMetadata: z.ZodType<ClientMetadata> = z.object({
+  grant_types: z.array(z.enum(GRANT_TYPES)),
+  redirect_uris: z.array(z.string()),
+  post_logout_redirect_uris: z.array(z.string()),
+  token_endpoint_auth_method: z.enum(AUTH_METHODS),
+  jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())) }).optional(),
+  jwks_uri: z.string().optional(),
+  scope: z.string().optional(),
+  default_resource: z.string().optional(),
+});
+
+export function parseStoredMetadata(json: unknown): ClientMetadata {
+  return storedMetadata.parse(json);
+}
+
+export function isConfidential(method: AuthMethod): boolean {
+  return method === 'client_secret_basic' || method === 'client_secret_post';
+}
+
+/** Client metadata as given: optional fields may be missing, or null when an update clears them. */
+export interface MetadataInput {
+  grant_types: GrantType[];
+  redirect_uris?: string[] | undefined;
+  post_logout_redirect_uris?: string[] | undefined;
+  token_endpoint_auth_method?: AuthMethod | undefined;
+  jwks?: { keys: object[] } | null | undefined;
+  jwks_uri?: string | null | undefined;
+  scope?: string | null | undefined;
+  default_resource?: string | null | undefined;
+}
+
+/** A client_credentials client authenticates with a secret unless told otherwise; any other is public. */
+function defaultAuthMethod(grants: readonly GrantType[]): AuthMethod {
+  return grants.includes('client_credentials') ? 'client_secret_basic' : 'none';
+}
+
+/** The metadata to store: defaults filled in, cleared (null or empty) optional fields left out. */
+export function metadataOf(input: MetadataInput): ClientMetadata {
+  return {
+    grant_types: input.grant_types,
+    redirect_uris: input.redirect_uris ?? [],
+    post_logout_redirect_uris: input.post_logout_redirect_uris ?? [],
+    token_endpoint_auth_method: input.token_endpoint_auth_method ?? defaultAuthMethod(input.grant_types),
+    ...(input.jwks ? { jwks: input.jwks } : {}),
+    ...(input.jwks_uri ? { jwks_uri: input.jwks_uri } : {}),
+    ...(input.scope ? { scope: input.scope } : {}),
+    ...(input.default_resource ? { default_resource: input.default_resource } : {}),
+  };
+}
+
+export interface ClientIssue {
+  field: string;
+  message: string;
+}
+
+/**
+ * Rules between fields (RFC 7591 §2, RFC 9700): checked on creation and on the merged result
+ * of an update, so an update cannot produce a client that creation would refuse.
+ */
+export function clientShapeIssues(client: MetadataInput): ClientIssue[] {
+  const issues: ClientIssue[] = [];
+  const grants = client.grant_types;
+  const method = client.token_endpoint_auth_method ?? defaultAuthMethod(grants);
+  if (grants.includes('authorization_code') && !client.redirect_uris?.length) {
+    issues.push({ field: 'redirect_uris', message: 'authorization_code requires at least one redirect URI' });
+  }
+  if (grants.includes('refresh_token') && !grants.includes('authorization_code')) {
+    issues.push({ field: 'grant_types', message: 'refresh_token requires authorization_code' });
+  }
+  if (method === 'none' && grants.includes('client_credentials')) {
+    issues.push({ field: 'token_endpoint_auth_method', message: 'client_credentials requires an authenticating client (not none)' });
+  }
+  if (method === 'private_key_jwt' && !client.jwks && !client.jwks_uri) {
+    issues.push({ field: 'jwks', message: 'private_key_jwt requires jwks or jwks_uri' });
+  }
+  if (client.jwks && client.jwks_uri) issues.push({ field: 'jwks_uri', message: 'give jwks or jwks_uri, not both' });
+  return issues;
+}
