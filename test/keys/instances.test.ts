@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { TestClock } from '../support/clock.ts';
 import { createTestDatabase, startServer, type TestDatabase, type TestServer } from '../support/harness.ts';
-import { adminEnv, adminToken, fetchJwks, keyTransitionEvents, kidOf, TestClock, verifiesNow, type Jwks } from './helpers.ts';
+import { adminEnv, adminToken, fetchJwks, keyTransitionEvents, kidOf, verifiesNow, type Jwks } from './helpers.ts';
 
 /** The JWKS as a comparable value: which kids, and which of them may only verify. */
 const shape = (jwks: Jwks) => jwks.keys.map((k) => `${k.kid}:${(k.key_ops ?? []).join('+')}`).sort().join(',');

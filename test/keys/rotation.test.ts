@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { lifecycleSettings } from '../../src/keys/lifecycle.ts';
+import { TestClock } from '../support/clock.ts';
 import { createTestDatabase, startServer, type TestDatabase, type TestServer } from '../support/harness.ts';
-import { adminEnv, adminToken, fetchJwks, keyRows, keyTransitionEvents, kidOf, kidsInJwks, only, TestClock, verifiesNow } from './helpers.ts';
+import { adminEnv, adminToken, fetchJwks, keyRows, keyTransitionEvents, kidOf, kidsInJwks, only, verifiesNow } from './helpers.ts';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;

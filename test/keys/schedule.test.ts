@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { lifecycleSettings } from '../../src/keys/lifecycle.ts';
+import { TestClock } from '../support/clock.ts';
 import { createTestDatabase, startServer, type TestDatabase, type TestServer } from '../support/harness.ts';
-import { adminEnv, adminToken, fetchJwks, kidOf, kidsInJwks, only, TestClock } from './helpers.ts';
+import { adminEnv, adminToken, fetchJwks, kidOf, kidsInJwks, only } from './helpers.ts';
 
 const DAY = 86_400_000;
 const LEAD = lifecycleSettings({ rotationIntervalMs: 30 * DAY, longestTokenTtlSeconds: 3600, algs: ['ES256', 'RS256'] }).stagingLeadMs;
