@@ -248,7 +248,7 @@ test('no client secret ever reaches a log line or a token response, in any form 
     { clientId: poster.id, forms: secretForms(poster.id, wrong) },
   ];
   const transcript = responses.map((r) => `${[...r.headers].map(([k, v]) => `${k}: ${v}`).join('\n')}\n${r.text}`).join('\n');
-  const audit = JSON.stringify(await server.keyward.store.prisma.auditEvent.findMany());
+  const audit = JSON.stringify(await server.keyward.store.prisma.auditEvent.findMany({ select: { actor: true, subject: true, details: true } }));
   for (const { clientId, forms } of cases) {
     assert.deepEqual(leakedForms(server.logs.text, forms), [], `a secret of ${clientId} reached a log line`);
     assert.deepEqual(leakedForms(transcript, forms), [], `a secret of ${clientId} reached a token response`);
