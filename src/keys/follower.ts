@@ -52,7 +52,8 @@ export class KeySetFollower {
 
   /**
    * True while the key set being served holds an active key, i.e. this instance can sign
-   * (readiness: staged and retiring keys only verify).
+   * (readiness: staged and retiring keys only verify). Read from the fingerprint of the loaded
+   * set, whose entries are `kid:state` (KeyStore.fingerprint).
    */
   signing(): boolean {
     return this.#loaded !== undefined && this.#loaded.split(',').some((entry) => entry.endsWith(':active'));
