@@ -13,7 +13,7 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import pg from 'pg';
-import { freePort } from '../test/support/net.ts';
+import { onFreshPort } from '../test/support/net.ts';
 
 const RESOURCE = 'https://orders.internal';
 const WARMUP_SECONDS = 3;
@@ -40,18 +40,26 @@ async function serveKeyward(databaseUrl: string): Promise<Target> {
   const { loadConfig } = await import('../src/config/env.ts');
   const { createKeyward } = await import('../src/app.ts');
   const { createLogger } = await import('../src/log/logger.ts');
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const config = loadConfig({
-    PORT: String(port), HOST: '127.0.0.1', ISSUER: url, DATABASE_URL: databaseUrl, KEYWARD_KEK: KEK, LOG_LEVEL: 'silent',
+  // The issuer carries the port: chosen first, started again elsewhere if taken meanwhile.
+  const { keyward, url } = await onFreshPort(async (port) => {
+    const url = `http://127.0.0.1:${port}`;
+    const config = loadConfig({
+      PORT: String(port), HOST: '127.0.0.1', ISSUER: url, DATABASE_URL: databaseUrl, KEYWARD_KEK: KEK, LOG_LEVEL: 'silent',
+    });
+    const keyward = await createKeyward(config, { logger: createLogger('silent') });
+    try {
+      await keyward.listen();
+    } catch (error) {
+      await keyward.close();
+      throw error;
+    }
+    return { keyward, url };
   });
-  const keyward = await createKeyward(config, { logger: createLogger('silent') });
   await keyward.roles.ensure({ name: 'orders-reader', permissions: ['orders:read'] });
   await keyward.resources.ensure({ identifier: RESOURCE, scopes: ['orders:read', 'orders:write'], access_token_ttl: 300 });
   const { client, client_secret } = await keyward.clients.create({
     client_name: 'bench', grant_types: ['client_credentials'], roles: ['orders-reader'],
   });
-  await keyward.listen();
   return { url, clientId: client.client_id, clientSecret: client_secret! };
 }
 
@@ -60,11 +68,10 @@ async function serveBaseline(): Promise<Target> {
   const { default: Provider } = await import('oidc-provider');
   const { exportJWK, generateKeyPair } = await import('jose');
   const { privateKey } = await generateKeyPair('ES256', { extractable: true });
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
   const clientSecret = randomBytes(32).toString('base64url');
-  const provider = new Provider(url, {
-    jwks: { keys: [{ ...(await exportJWK(privateKey)), alg: 'ES256', use: 'sig', kid: 'bench' }] as never },
+  const privateJwk = await exportJWK(privateKey);
+  const baseline = (url: string) => new Provider(url, {
+    jwks: { keys: [{ ...privateJwk, alg: 'ES256', use: 'sig', kid: 'bench' }] as never },
     clients: [{ client_id: 'bench', client_secret: clientSecret, grant_types: ['client_credentials'], response_types: [], redirect_uris: [], id_token_signed_response_alg: 'ES256' }],
     features: {
       devInteractions: { enabled: false },
@@ -76,7 +83,12 @@ async function serveBaseline(): Promise<Target> {
       },
     },
   });
-  provider.listen(port, '127.0.0.1');
+  const url = await onFreshPort(async (port) => {
+    const url = `http://127.0.0.1:${port}`;
+    const server = baseline(url).listen(port, '127.0.0.1');
+    await once(server, 'listening');
+    return url;
+  });
   return { url, clientId: 'bench', clientSecret };
 }
 

@@ -18,7 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { freePort } from '../test/support/net.ts';
+import { onFreshPort } from '../test/support/net.ts';
 
 const RUNS = 3;
 const CONCURRENCY = 4;
@@ -42,14 +42,23 @@ async function serve(databaseUrl: string | undefined, dataDir: string): Promise<
   const { createKeyward } = await import('../src/app.ts');
   const { createLogger } = await import('../src/log/logger.ts');
   const { hashPassword, PASSWORD_PARAMS } = await import('../src/identity/passwords.ts');
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const config = loadConfig({
-    PORT: String(port), HOST: '127.0.0.1', ISSUER: url, KEYWARD_KEK: KEK, LOG_LEVEL: 'silent',
-    KEYWARD_DATA_DIR: path.join(dataDir, 'pgdata'), KEYWARD_KEK_FILE: path.join(dataDir, 'kek'),
-    ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
+  // The issuer carries the port: chosen first, started again elsewhere if taken meanwhile.
+  const { keyward, url } = await onFreshPort(async (port) => {
+    const url = `http://127.0.0.1:${port}`;
+    const config = loadConfig({
+      PORT: String(port), HOST: '127.0.0.1', ISSUER: url, KEYWARD_KEK: KEK, LOG_LEVEL: 'silent',
+      KEYWARD_DATA_DIR: path.join(dataDir, 'pgdata'), KEYWARD_KEK_FILE: path.join(dataDir, 'kek'),
+      ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
+    });
+    const keyward = await createKeyward(config, { logger: createLogger('silent') });
+    try {
+      await keyward.listen();
+    } catch (error) {
+      await keyward.close();
+      throw error;
+    }
+    return { keyward, url };
   });
-  const keyward = await createKeyward(config, { logger: createLogger('silent') });
   await keyward.store.prisma.role.upsert({ where: { name: 'staff' }, create: { name: 'staff' }, update: {} });
   const users: Target['users'] = [];
   for (let i = 0; i < USERS; i++) {
@@ -62,7 +71,6 @@ async function serve(databaseUrl: string | undefined, dataDir: string): Promise<
     client_name: 'bench', grant_types: ['authorization_code', 'refresh_token'], redirect_uris: [REDIRECT_URI],
     token_endpoint_auth_method: 'none', first_party: true,
   });
-  await keyward.listen();
   const { memoryCost, timeCost, parallelism } = PASSWORD_PARAMS;
   return { url, clientId: client.client_id, users, argon2: `argon2id m=${memoryCost} KiB (${(memoryCost / 1024).toFixed(0)} MiB), t=${timeCost}, p=${parallelism}` };
 }

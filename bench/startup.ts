@@ -18,7 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { freePort } from '../test/support/net.ts';
+import { addressInUse, onFreshPort } from '../test/support/net.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const RUNS = Number(process.env.RUNS ?? 3);
@@ -96,7 +96,11 @@ async function vmRssMiB(pid: number): Promise<number> {
 
 /** Starts `npm start` with `env`, waits for discovery, samples, then stops it with SIGTERM. */
 async function startOnce(env: Record<string, string>): Promise<Sample> {
-  const port = await freePort();
+  // The issuer carries the port: chosen first, started again elsewhere if taken meanwhile.
+  return onFreshPort((port) => startOn(port, env));
+}
+
+async function startOn(port: number, env: Record<string, string>): Promise<Sample> {
   const base = `http://127.0.0.1:${port}`;
   const started = performance.now();
   const child: ChildProcess = spawn('npm', ['start', '--silent'], {
@@ -111,7 +115,7 @@ async function startOnce(env: Record<string, string>): Promise<Sample> {
   const exited = once(child, 'exit');
   try {
     for (;;) {
-      if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}: ${output}`);
+      if (child.exitCode !== null) throw /EADDRINUSE/.test(output) ? addressInUse(port) : new Error(`server exited with ${child.exitCode}: ${output}`);
       const ok = await fetch(`${base}/.well-known/openid-configuration`).then((r) => r.ok, () => false);
       if (ok) break;
       if (performance.now() - started > 120_000) throw new Error(`no discovery after 120 s: ${output}`);

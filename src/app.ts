@@ -23,7 +23,7 @@ import { providerJwks } from './keys/keyset.ts';
 import type { KeyStore } from './keys/store.ts';
 import { KeySetFollower } from './keys/follower.ts';
 import { jwksMaxAgeSeconds } from './keys/lifecycle.ts';
-import { KeyScheduler } from './keys/scheduler.ts';
+import { KeyScheduler, type Timers } from './keys/scheduler.ts';
 import { KeyService } from './keys/service.ts';
 import { jwksCacheRoutes } from './http/jwks-cache.ts';
 import type { Logger } from './log/logger.ts';
@@ -45,6 +45,8 @@ export interface KeywardOptions {
   now?: () => Date;
   /** An already open store (tests share one); otherwise opened from the config. */
   store?: Store;
+  /** What the key schedule sleeps with (tests step it with their clock); the system timers otherwise. */
+  timers?: Timers;
 }
 
 /** Everything a running Keyward is made of; tests reach into it, main.ts only starts and stops it. */
@@ -119,7 +121,7 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
     const keyFollower = new KeySetFollower({ keys, changes, logger, rebuild: async () => provider.swap(await build()) });
     keyFollower.start(loadedKeys);
     const keyScheduler = new KeyScheduler({
-      sql: store.sql, keys, audit, logger, now, settings: keySettings,
+      sql: store.sql, keys, audit, logger, now, settings: keySettings, ...(options.timers ? { timers: options.timers } : {}),
       changed: async () => {
         await keyFollower.reload();
         await changes.publish({ kind: 'keys' });
@@ -128,7 +130,7 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
     keyScheduler.start();
     const keyService = new KeyService({ keys, scheduler: keyScheduler, settings: keySettings, now });
     const metrics = new Metrics();
-    const routers: Router[] = [healthRoutes({ metrics, ping: () => store.ping(), keysLoaded: () => true })];
+    const routers: Router[] = [healthRoutes({ metrics, ping: () => store.ping(), keysLoaded: () => keyFollower.signing() })];
     routers.push(jwksCacheRoutes(jwksMaxAgeSeconds(config.keyRotationIntervalMs)));
     routers.push(interactionRoutes({
       provider, clients, resources, prisma: store.prisma, audit, now,

@@ -32,7 +32,22 @@ export interface KeySchedulerDeps {
   changed: () => Promise<void>;
   /** Wake at least this often even when nothing is due (catches clock jumps and lost locks). */
   maxWakeMs?: number;
+  /** What the schedule sleeps with; tests pass timers their clock fires. */
+  timers?: Timers;
 }
+
+/** A one-shot timer that does not keep the process alive; returns its cancel function. */
+export interface Timers {
+  schedule(callback: () => void, delayMs: number): () => void;
+}
+
+export const systemTimers: Timers = {
+  schedule(callback, delayMs) {
+    const timer = setTimeout(callback, delayMs);
+    timer.unref();
+    return () => clearTimeout(timer);
+  },
+};
 
 /** Decides, from the keys re-read under the lock, what to do now. */
 export type Decision = (keys: LifecycleKey[], now: Date, settings: LifecycleSettings) => Transition[];
@@ -47,26 +62,28 @@ const DEFAULT_MAX_WAKE_MS = 60_000;
  * Within one process batches are serialized too (on PGlite the lock is trivially ours).
  */
 export class KeyScheduler {
-  #timer: NodeJS.Timeout | undefined;
+  #cancel: (() => void) | undefined;
   #stopped = false;
   #chain: Promise<unknown> = Promise.resolve();
   readonly #maxWakeMs: number;
+  readonly #timers: Timers;
 
   constructor(private readonly deps: KeySchedulerDeps) {
     this.#maxWakeMs = deps.maxWakeMs ?? DEFAULT_MAX_WAKE_MS;
+    this.#timers = deps.timers ?? systemTimers;
   }
 
   /** Starts the timer; the first check runs at once (transitions may be overdue after downtime). */
   start(): void {
-    if (this.#timer || this.#stopped) return;
+    if (this.#cancel || this.#stopped) return;
     this.#arm(0);
   }
 
   /** Stops the timer and waits for a batch in progress, so the store is not closed under it. */
   async stop(): Promise<void> {
     this.#stopped = true;
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#cancel?.();
+    this.#cancel = undefined;
     await this.#chain;
   }
 
@@ -143,12 +160,11 @@ export class KeyScheduler {
 
   #arm(delayMs: number): void {
     if (this.#stopped) return;
-    this.#timer = setTimeout(() => void this.#tick(), delayMs);
-    this.#timer.unref();
+    this.#cancel = this.#timers.schedule(() => void this.#tick(), delayMs);
   }
 
   async #tick(): Promise<void> {
-    this.#timer = undefined;
+    this.#cancel = undefined;
     await this.#exclusive(async () => {
       if (!this.#stopped) this.#arm(await this.#check());
     });

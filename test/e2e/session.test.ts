@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import * as oidc from 'openid-client';
 import type { Browser } from 'playwright-core';
+import { TestClock } from '../support/clock.ts';
 import { createTestDatabase, startServer, type TestDatabase, type TestServer } from '../support/harness.ts';
 import { authRequest, createPublicClient, createUser, exchange, launchBrowser, rp, startCallback, submitLogin, type Callback } from './support.ts';
 
@@ -10,14 +11,12 @@ let server: TestServer;
 let browser: Browser;
 let callback: Callback;
 let config: oidc.Configuration;
-/** The server's clock: real time until a test freezes it, then moved by the test instead of sleeping. */
-let frozen: number | undefined;
-const freeze = () => { frozen = Date.now(); };
-const advance = (ms: number) => { frozen = (frozen ?? Date.now()) + ms; };
+/** The server's clock: real time until a test stops it, then moved by the test instead of sleeping. */
+const clock = TestClock.running();
 
 before(async () => {
   db = await createTestDatabase();
-  server = await startServer(db, {}, { now: () => new Date(frozen ?? Date.now()) });
+  server = await startServer(db, {}, { now: clock.now });
   browser = await launchBrowser();
   callback = await startCallback();
   config = await rp(server.url, await createPublicClient(server.keyward, callback));
@@ -83,7 +82,7 @@ test('brute force: delays after 3 failures, a 15-minute lock (429) at 10, audite
   const context = await browser.newContext();
   const page = await context.newPage();
   await page.goto((await authRequest(config, callback)).url.href);
-  freeze();
+  clock.stop();
   const attempt = async (password: string) => {
     const response = page.waitForResponse((r) => r.request().method() === 'POST');
     await submitLogin(page, user.username, password);
@@ -100,21 +99,21 @@ test('brute force: delays after 3 failures, a 15-minute lock (429) at 10, audite
   assert.equal((await attempt(user.password)).status, 429);
 
   for (let failures = 4; failures < 10; failures++) {
-    advance(60_000);
+    clock.advance(60_000);
     assert.equal((await attempt('wrong')).status, 401, `failure ${failures}`);
   }
-  advance(60_000);
+  clock.advance(60_000);
   const locked = await attempt('wrong');
   assert.equal(locked.status, 429);
   assert.equal(locked.retryAfter, String(15 * 60));
   assert.match(locked.message, /This account is locked for 15 minutes/);
 
-  advance(10 * 60_000);
+  clock.advance(10 * 60_000);
   const stillLocked = await attempt(user.password);
   assert.equal(stillLocked.status, 429);
   assert.match(stillLocked.message, /locked for 5 minutes/);
 
-  advance(6 * 60_000);
+  clock.advance(6 * 60_000);
   const ok = page.waitForResponse((r) => r.request().method() === 'POST');
   await submitLogin(page, user.username, user.password);
   assert.equal((await ok).status(), 303);
@@ -128,5 +127,5 @@ test('brute force: delays after 3 failures, a 15-minute lock (429) at 10, audite
   // The account counter is cleared by the success.
   assert.equal(await server.keyward.store.prisma.loginThrottle.count({ where: { key: `account:${user.username}` } }), 0);
   await context.close();
-  frozen = undefined;
+  clock.resume();
 });

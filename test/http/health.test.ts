@@ -26,6 +26,24 @@ test('/readyz reports the store reachable and keys loaded', async () => {
   assert.deepEqual(await res.json(), { status: 'ready', checks: { store: 'ok', keys: 'ok' } });
 });
 
+test('/readyz is 503 while the served key set has no active (signing) key, and 200 again once one is loaded', async () => {
+  const { keyward } = server;
+  // Behind the services' back, as a broken rotation would leave it: every live key retired.
+  await keyward.store.sql.query("UPDATE signing_keys SET state = 'retired', retired_at = now(), encrypted_jwk = NULL WHERE state <> 'retired'");
+  try {
+    await keyward.reloadKeys();
+    const res = await fetch(`${server.url}/readyz`);
+    assert.equal(res.status, 503);
+    assert.deepEqual(await res.json(), { status: 'not ready', checks: { store: 'ok', keys: 'not loaded' } });
+  } finally {
+    for (const alg of keyward.config.signingAlgs) await keyward.keys.create(alg, 'active', () => new Date());
+    await keyward.reloadKeys();
+  }
+  const res = await fetch(`${server.url}/readyz`);
+  assert.equal(res.status, 200);
+  assert.deepEqual(await res.json(), { status: 'ready', checks: { store: 'ok', keys: 'ok' } });
+});
+
 test('/metrics serves Prometheus text with process metrics and the request histogram by route and status', async () => {
   await fetch(`${server.url}/.well-known/openid-configuration`);
   const res = await fetch(`${server.url}/metrics`);

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { decodeJwt } from 'jose';
 import { createTestDatabase, openTestStore, startServer, TEST_KEK, type TestDatabase } from '../support/harness.ts';
-import { freePort } from '../support/net.ts';
+import { addressInUse, onFreshPort } from '../support/net.ts';
 
 /**
  * Graceful shutdown of the real process (src/main.ts): on SIGTERM it stops accepting, lets
@@ -26,11 +26,11 @@ let base: string;
 let output = '';
 
 
-/** Polls `check` every 50 ms until it returns true or `timeoutMs` passes. */
+/** Polls `check` every 50 ms until it returns true or `timeoutMs` passes (an error from `check` ends it). */
 async function until(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (await check().catch(() => false)) return;
+    if (await check()) return;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   throw new Error(`timed out waiting for ${what}; server output:\n${output}`);
@@ -61,28 +61,39 @@ async function token(): Promise<string> {
 describe('the real process on SIGTERM', () => {
 before(async () => {
   db = await createTestDatabase();
-  port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    cwd: ROOT,
-    env: {
-      PATH: process.env.PATH ?? '',
-      HOME: process.env.HOME ?? '',
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      ISSUER: base,
-      LOG_LEVEL: 'warn',
-      KEYWARD_KEK: TEST_KEK,
-      KEYWARD_KEK_FILE: path.join(db.dir, 'kek'),
-      KEYWARD_BOOTSTRAP_ADMIN_CLIENT_ID: CLIENT_ID,
-      KEYWARD_BOOTSTRAP_ADMIN_CLIENT_SECRET: SECRET,
-      ...(db.url ? { DATABASE_URL: db.url } : { KEYWARD_DATA_DIR: path.join(db.dir, 'pgdata') }),
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  // The issuer carries the port, so it is chosen before the child binds; a child that finds it
+  // taken exits with EADDRINUSE and is started again on a fresh one (counted in net.ts).
+  await onFreshPort(async (fresh) => {
+    port = fresh;
+    base = `http://127.0.0.1:${port}`;
+    output = '';
+    child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+      cwd: ROOT,
+      env: {
+        PATH: process.env.PATH ?? '',
+        HOME: process.env.HOME ?? '',
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        ISSUER: base,
+        LOG_LEVEL: 'warn',
+        KEYWARD_KEK: TEST_KEK,
+        KEYWARD_KEK_FILE: path.join(db.dir, 'kek'),
+        KEYWARD_BOOTSTRAP_ADMIN_CLIENT_ID: CLIENT_ID,
+        KEYWARD_BOOTSTRAP_ADMIN_CLIENT_SECRET: SECRET,
+        ...(db.url ? { DATABASE_URL: db.url } : { KEYWARD_DATA_DIR: path.join(db.dir, 'pgdata') }),
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    let closed = false;
+    child.once('close', () => (closed = true));
+    await until('/readyz', async () => {
+      // All output is in once the child's streams closed.
+      if (closed) throw /EADDRINUSE/.test(output) ? addressInUse(port) : new Error(`server exited before it was ready:\n${output}`);
+      return fetch(`${base}/readyz`).then((r) => r.status === 200, () => false);
+    }, 150_000);
   });
-  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  await until('/readyz', async () => (await fetch(`${base}/readyz`)).status === 200, 150_000);
 });
 
 after(async () => {

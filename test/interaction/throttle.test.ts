@@ -3,13 +3,13 @@ import { after, before, beforeEach, test } from 'node:test';
 import { DEFAULT_THROTTLE_POLICY, LoginThrottle, type ThrottlePolicy } from '../../src/interaction/throttle.ts';
 import { migrate } from '../../src/store/migrate.ts';
 import type { Store } from '../../src/store/store.ts';
+import { TestClock } from '../support/clock.ts';
 import { createTestDatabase, openTestStore, type TestDatabase } from '../support/harness.ts';
 
 let db: TestDatabase;
 let store: Store;
-let time: number;
-const now = () => new Date(time);
-const advance = (ms: number) => { time += ms; };
+const clock = new TestClock();
+const now = clock.now;
 
 before(async () => {
   db = await createTestDatabase();
@@ -21,7 +21,7 @@ after(async () => {
   await db?.drop();
 });
 beforeEach(async () => {
-  time = Date.parse('2026-01-01T00:00:00Z');
+  clock.set(new Date('2026-01-01T00:00:00Z'));
   await store.prisma.loginThrottle.deleteMany();
 });
 
@@ -40,7 +40,7 @@ test('an account gets its free failures, then exponentially growing delays (1 s,
     assert.equal(verdict.allowed, false);
     assert.ok(!verdict.allowed && verdict.reason === 'delayed' && verdict.scope === 'account');
     delays.push(verdict.retryAfterMs);
-    advance(verdict.retryAfterMs);
+    clock.advance(verdict.retryAfterMs);
     assert.deepEqual(await throttle.check(alice), { allowed: true }, 'allowed once the delay has passed');
     await throttle.recordFailure(alice);
   }
@@ -52,13 +52,13 @@ test('the lock: at lockAfter failures the account is locked for lockMs, and one 
   const { lockAfter, lockMs } = DEFAULT_THROTTLE_POLICY.account;
   for (let i = 1; i < lockAfter; i++) {
     assert.deepEqual((await throttle.recordFailure(alice)).locked, []);
-    advance(60_000);
+    clock.advance(60_000);
   }
   const { locked } = await throttle.recordFailure(alice);
-  assert.deepEqual(locked, [{ scope: 'account', until: new Date(time + lockMs) }]);
-  advance(lockMs - 1000);
+  assert.deepEqual(locked, [{ scope: 'account', until: new Date(clock.ms + lockMs) }]);
+  clock.advance(lockMs - 1000);
   assert.deepEqual(await throttle.check(alice), { allowed: false, reason: 'locked', scope: 'account', retryAfterMs: 1000 });
-  advance(1000);
+  clock.advance(1000);
   assert.deepEqual(await throttle.check(alice), { allowed: true });
   assert.equal((await throttle.recordFailure(alice)).locked.length, 1);
 });
@@ -92,7 +92,7 @@ test('a success clears the account counter but not the IP counter', async () => 
 test('an old counter is forgotten: the next failure starts again at 1', async () => {
   const throttle = new LoginThrottle(store.prisma, now);
   for (let i = 0; i < 5; i++) await throttle.recordFailure(alice);
-  advance(DEFAULT_THROTTLE_POLICY.account.forgetAfterMs + 1);
+  clock.advance(DEFAULT_THROTTLE_POLICY.account.forgetAfterMs + 1);
   assert.deepEqual(await throttle.check(alice), { allowed: true });
   await throttle.recordFailure(alice);
   const row = await store.prisma.loginThrottle.findUnique({ where: { key: 'account:alice' } });

@@ -9,18 +9,6 @@ export const ADMIN_ID = 'lifecycle-test-admin';
 export const ADMIN_SECRET = randomBytes(32).toString('base64url');
 export const adminEnv = { KEYWARD_BOOTSTRAP_ADMIN_CLIENT_ID: ADMIN_ID, KEYWARD_BOOTSTRAP_ADMIN_CLIENT_SECRET: ADMIN_SECRET };
 
-/** A clock tests move by hand. */
-export class TestClock {
-  constructor(public ms = Date.now()) {}
-  readonly now = (): Date => new Date(this.ms);
-  advance(ms: number): void {
-    this.ms += ms;
-  }
-  set(at: Date): void {
-    this.ms = at.getTime();
-  }
-}
-
 export interface Jwks {
   keys: (JWK & { kid: string })[];
 }

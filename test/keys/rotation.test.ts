@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { after, before, beforeEach, describe, test } from 'node:test';
 import { lifecycleSettings } from '../../src/keys/lifecycle.ts';
+import { TestClock } from '../support/clock.ts';
 import { createTestDatabase, startServer, type TestDatabase, type TestServer } from '../support/harness.ts';
-import { adminEnv, adminToken, fetchJwks, keyRows, keyTransitionEvents, kidOf, kidsInJwks, only, TestClock, verifiesNow } from './helpers.ts';
+import { adminEnv, adminToken, fetchJwks, keyRows, keyTransitionEvents, kidOf, kidsInJwks, only, verifiesNow } from './helpers.ts';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -15,14 +16,27 @@ describe('signing-key lifecycle on one instance (injected clock)', () => {
   let db: TestDatabase;
   let server: TestServer;
   const clock = new TestClock();
+  /** Log lines written before the running test began. */
+  let logMark = 0;
 
   before(async () => {
     db = await createTestDatabase();
-    server = await startServer(db, adminEnv, { now: clock.now });
+    server = await startServer(db, adminEnv, { now: clock.now, timers: clock.timers });
   });
   after(async () => {
     await server?.stop();
     await db?.drop();
+  });
+  // Each test starts from the same key set, one fresh active key per algorithm and no key
+  // history, so no state or count carries over from another test and any one can run alone.
+  beforeEach(async () => {
+    const { keyward } = server;
+    await keyward.audit.flush();
+    await keyward.store.sql.query('DELETE FROM signing_keys');
+    await keyward.store.sql.query("DELETE FROM audit_events WHERE type = 'key.transition'");
+    for (const alg of keyward.config.signingAlgs) await keyward.keys.create(alg, 'active', clock.now);
+    await keyward.reloadKeys();
+    logMark = server.logs.lines.length;
   });
 
   const runDue = () => server.keyward.keyScheduler.runDue();
@@ -96,11 +110,19 @@ describe('signing-key lifecycle on one instance (injected clock)', () => {
   });
 
   test('every transition is an audit event and a log line, and no private key reaches the log', async () => {
+    assert.deepEqual(await keyTransitionEvents(server), []);
+    // One round for both algorithms: staged, active, retiring, retired.
+    clock.set((await server.keyward.keyScheduler.nextDueAt())!);
+    await runDue();
+    clock.advance(LEAD);
+    await runDue();
+    clock.advance(RETIRE);
+    await runDue();
     const events = await keyTransitionEvents(server);
-    // Initial: 2 created active; per round and algorithm: staged, active, retiring, retired.
-    assert.equal(events.length, 2 + 3 * 2 * 4);
-    assert.ok(events.every((e) => typeof e.details.to === 'string' && typeof e.details.reason === 'string'));
-    assert.equal(server.logs.lines.filter((l) => l.includes('"msg":"signing key transition"')).length, 3 * 2 * 4);
+    assert.equal(events.length, 2 * 4);
+    assert.ok(events.every((e) => typeof e.details.to === 'string' && e.details.reason === 'schedule'));
+    const logged = server.logs.lines.slice(logMark).filter((l) => l.includes('"msg":"signing key transition"')).map((l) => JSON.parse(l) as { kid: string; to: string });
+    assert.deepEqual(logged.map((l) => `${l.kid}:${l.to}`).sort(), events.map((e) => `${e.subject}:${String(e.details.to)}`).sort());
     for (const key of await server.keyward.keys.loadUsable()) {
       assert.equal(server.logs.text.includes(String(key.privateJwk.d)), false);
     }
@@ -161,13 +183,56 @@ describe('signing-key lifecycle on one instance (injected clock)', () => {
     assert.equal((await keyRows(server)).filter((r) => r.alg === 'EdDSA').length, 0);
   });
 
-  test('hot reload drops no in-flight request: token requests during rotations all succeed', async () => {
-    const requests = Array.from({ length: 40 }, () => adminToken(server.url));
-    for (let i = 0; i < 3; i++) await server.keyward.keyService.rotate({ emergency: true });
-    const tokens = await Promise.all(requests);
-    assert.equal(tokens.length, 40);
-    // Each token verifies unless its key was since retired by an emergency rotation.
-    const live = new Set(await kidsInJwks(server.url));
-    for (const t of tokens) assert.equal(await verifiesNow(server.url, t), live.has(kidOf(t)));
+  test('hot reload drops no in-flight request: token requests overlapping the Provider swap all succeed, signed by the old kid and then the new', async () => {
+    const oldKid = (await only(server, 'ES256', 'active')).kid;
+    const results: { ok: boolean; detail: string; kid?: string; token?: string; startedAfterSwap: boolean }[] = [];
+    let swapped = false;
+    let inFlight = 0;
+    let inFlightAtSwap = 0;
+    server.keyward.provider.onSwap(() => {
+      swapped = true;
+      inFlightAtSwap = inFlight;
+    });
+    let stop = false;
+    const request = async (): Promise<void> => {
+      const startedAfterSwap = swapped;
+      inFlight++;
+      try {
+        const token = await adminToken(server.url);
+        results.push({ ok: true, detail: '', kid: kidOf(token), token, startedAfterSwap });
+      } catch (error) {
+        results.push({ ok: false, detail: (error as Error).message, startedAfterSwap });
+      } finally {
+        inFlight--;
+      }
+    };
+    // A stream of 8 concurrent clients, each sending its next request as soon as one is answered.
+    const stream = Promise.all(Array.from({ length: 8 }, async () => {
+      while (!stop) await request();
+    }));
+    const waitFor = async (check: () => boolean) => {
+      while (!check()) await new Promise((r) => setTimeout(r, 5));
+    };
+    await waitFor(() => results.length >= 16);
+    const rotated = server.keyward.keyService.rotate({ alg: 'ES256', emergency: true });
+    await rotated;
+    // Keep the stream going until the new Provider has answered a few requests of its own.
+    await waitFor(() => results.filter((r) => r.startedAfterSwap).length >= 16);
+    stop = true;
+    await stream;
+
+    const failures = results.filter((r) => !r.ok);
+    assert.deepEqual(failures.map((r) => r.detail), [], 'every request overlapping the reload succeeds');
+    assert.ok(swapped, 'the emergency rotation swapped the Provider');
+    assert.ok(inFlightAtSwap > 0, 'requests were in flight at the instant of the swap');
+    const newKid = (await only(server, 'ES256', 'active')).kid;
+    assert.notEqual(newKid, oldKid);
+    const kids = new Set(results.map((r) => r.kid));
+    assert.ok(kids.has(oldKid), 'tokens from before the swap were signed by the old kid');
+    assert.ok(kids.has(newKid), 'tokens from after the swap are signed by the new kid');
+    assert.ok(results.filter((r) => r.startedAfterSwap).every((r) => r.kid === newKid), 'nothing started after the swap signs with the retired kid');
+    // Tokens from the new key verify against the JWKS as served; those of the retired key no longer do.
+    const sample = [results.find((r) => r.kid === oldKid)!, results.find((r) => r.kid === newKid)!];
+    assert.deepEqual(await Promise.all(sample.map((r) => verifiesNow(server.url, r.token!))), [false, true]);
   });
 });

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { lifecycleSettings } from '../../src/keys/lifecycle.ts';
+import { TestClock } from '../support/clock.ts';
 import { createTestDatabase, startServer, type TestDatabase, type TestServer } from '../support/harness.ts';
-import { adminEnv, adminToken, fetchJwks, kidOf, kidsInJwks, only, TestClock } from './helpers.ts';
+import { adminEnv, adminToken, fetchJwks, kidOf, kidsInJwks, only } from './helpers.ts';
 
 const DAY = 86_400_000;
 const LEAD = lifecycleSettings({ rotationIntervalMs: 30 * DAY, longestTokenTtlSeconds: 3600, algs: ['ES256', 'RS256'] }).stagingLeadMs;
@@ -21,7 +22,7 @@ describe('the schedule is computed from the store, not from uptime', () => {
 
   test('a restart in the middle of a staged period resumes it: the staged key signs exactly one lead after it was staged', async () => {
     const clock = new TestClock();
-    server = await startServer(db, adminEnv, { now: clock.now });
+    server = await startServer(db, adminEnv, { now: clock.now, timers: clock.timers });
     const first = await only(server, 'ES256', 'active');
     clock.set((await server.keyward.keyScheduler.nextDueAt())!);
     await server.keyward.keyScheduler.runDue();
@@ -32,7 +33,7 @@ describe('the schedule is computed from the store, not from uptime', () => {
 
     // Down for half the lead; the new process has a fresh uptime and the same store.
     clock.advance(LEAD / 2);
-    server = await startServer(db, adminEnv, { now: clock.now });
+    server = await startServer(db, adminEnv, { now: clock.now, timers: clock.timers });
     assert.equal((await only(server, 'ES256', 'staged')).kid, staged.kid, 'the restart neither drops nor re-stages the successor');
     assert.ok((await kidsInJwks(server.url)).includes(staged.kid));
     assert.equal(kidOf(await adminToken(server.url)), first.kid);
@@ -53,18 +54,27 @@ describe('the schedule is computed from the store, not from uptime', () => {
   });
 });
 
-describe('the scheduler timer (real clock, 4 s interval, EdDSA configured)', () => {
+describe('the scheduler timer (stepped by the test clock, 4 s interval, EdDSA configured)', () => {
   let db: TestDatabase;
   let server: TestServer;
+  const clock = new TestClock();
 
   before(async () => {
     db = await createTestDatabase();
-    server = await startServer(db, { ...adminEnv, KEYWARD_KEY_ROTATION_INTERVAL: '4s', KEYWARD_SIGNING_ALGS: 'ES256,RS256,EdDSA' });
+    server = await startServer(db, { ...adminEnv, KEYWARD_KEY_ROTATION_INTERVAL: '4s', KEYWARD_SIGNING_ALGS: 'ES256,RS256,EdDSA' }, { now: clock.now, timers: clock.timers });
   });
   after(async () => {
     await server?.stop();
     await db?.drop();
   });
+
+  /** Moves the clock by `ms`; when that wakes the scheduler, waits until its check is over (it sleeps again). */
+  async function elapse(ms: number): Promise<void> {
+    const wakes = clock.pendingTimers().some((at) => at <= clock.ms + ms);
+    const sleepsAgain = clock.nextSchedule();
+    clock.advance(ms);
+    if (wakes) await sleepsAgain;
+  }
 
   test('a configured EdDSA key is created active and published', async () => {
     const eddsa = await only(server, 'EdDSA', 'active');
@@ -74,26 +84,29 @@ describe('the scheduler timer (real clock, 4 s interval, EdDSA configured)', () 
 
   test('without any call, the running server stages, publishes and then activates a successor on time', async () => {
     assert.match((await fetchJwks(server.url)).cacheControl ?? '', /max-age=1$/);
-    // Watch the JWKS as a relying party would, until a kid it had not seen at first signs.
+    const initial = await only(server, 'ES256', 'active');
+    const startedAt = Date.parse((await server.keyward.keyService.list()).find((v) => v.kid === initial.kid)!.activated_at!);
+    assert.ok(clock.pendingTimers()[0]! <= clock.ms, 'the first check is due at once on start');
+    // Watch the JWKS as a relying party would, every 100 ms of the clock, until a kid it had not seen at first signs.
     const known = new Set(await kidsInJwks(server.url));
     const firstSeen = new Map<string, number>();
-    const deadline = Date.now() + 30_000;
     let signer = kidOf(await adminToken(server.url));
-    const initial = { kid: signer };
-    while (known.has(signer) && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 100));
-      for (const kid of await kidsInJwks(server.url)) if (!known.has(kid) && !firstSeen.has(kid)) firstSeen.set(kid, Date.now());
+    assert.equal(signer, initial.kid);
+    while (known.has(signer) && clock.ms - startedAt < 30_000) {
+      await elapse(100);
+      for (const kid of await kidsInJwks(server.url)) if (!known.has(kid) && !firstSeen.has(kid)) firstSeen.set(kid, clock.ms);
       signer = kidOf(await adminToken(server.url));
     }
-    const signedAt = Date.now();
-    assert.ok(!known.has(signer), `no rotation happened within 30 s: ${JSON.stringify(await server.keyward.keyService.list())}`);
+    const signedAt = clock.ms;
+    assert.ok(!known.has(signer), `no rotation within 30 s of the clock: ${JSON.stringify(await server.keyward.keyService.list())}`);
     const views = await server.keyward.keyService.list();
     const view = views.find((v) => v.kid === signer)!;
     const earlier = views.find((v) => v.kid === initial.kid)!;
-    // Lead for a 4 s interval: 2 × max-age 1 s; each earlier signer signed for a whole interval and still verifies.
-    assert.ok(Date.parse(view.activated_at!) - Date.parse(view.created_at) >= 2000);
-    assert.ok(Date.parse(view.activated_at!) - Date.parse(earlier.activated_at!) >= 4000);
+    // A 4 s interval stages 2 s (2 × max-age 1 s) before it ends; the timer wakes exactly then.
+    assert.equal(Date.parse(view.created_at) - startedAt, 2000, 'staged one lead before the interval ends');
+    assert.equal(Date.parse(view.activated_at!) - Date.parse(view.created_at), 2000, 'activated exactly one lead after staging');
+    assert.equal(Date.parse(view.activated_at!) - Date.parse(earlier.activated_at!), 4000, 'the earlier signer signed for one whole interval');
     assert.equal(earlier.state, 'retiring');
-    assert.ok(signedAt - firstSeen.get(signer)! >= 1500, `the new kid must be published well before it signs (seen ${signedAt - firstSeen.get(signer)!} ms before)`);
+    assert.ok(signedAt - firstSeen.get(signer)! >= 2000, `the new kid must be published a lead before it signs (seen ${signedAt - firstSeen.get(signer)!} ms before)`);
   });
 });

@@ -4,6 +4,7 @@ import type { AdapterPayload } from 'oidc-provider';
 import { PrismaAdapter, purgeExpiredArtifacts } from '../../src/oidc/adapter.ts';
 import { migrate } from '../../src/store/migrate.ts';
 import type { Store } from '../../src/store/store.ts';
+import { TestClock } from '../support/clock.ts';
 import { createTestDatabase, openTestStore, type TestDatabase } from '../support/harness.ts';
 
 /**
@@ -13,8 +14,8 @@ import { createTestDatabase, openTestStore, type TestDatabase } from '../support
 let db: TestDatabase;
 let store: Store;
 /** The adapters' clock; tests move it to make artifacts expire. */
-let clock = new Date('2030-01-01T00:00:00Z');
-const now = () => clock;
+const clock = new TestClock(new Date('2030-01-01T00:00:00Z'));
+const now = clock.now;
 let seq = 0;
 const uniqueId = (prefix: string) => `${prefix}-${process.pid}-${++seq}`;
 const adapter = (model: string) => new PrismaAdapter(store.prisma, model, now);
@@ -28,10 +29,6 @@ after(async () => {
   await store?.close();
   await db?.drop();
 });
-
-function advance(seconds: number): void {
-  clock = new Date(clock.getTime() + seconds * 1000);
-}
 
 describe('upsert and find', () => {
   test('find returns the payload that upsert stored', async () => {
@@ -76,9 +73,9 @@ describe('expiry is honoured on read', () => {
     const codes = adapter('AuthorizationCode');
     const id = uniqueId('code');
     await codes.upsert(id, { jti: id, kind: 'AuthorizationCode', uid: `${id}-uid`, userCode: `${id}-uc` }, 30);
-    advance(29);
+    clock.advance(29_000);
     assert.ok(await codes.find(id));
-    advance(1);
+    clock.advance(1_000);
     assert.equal(await codes.find(id), undefined);
     assert.equal(await codes.findByUid(`${id}-uid`), undefined);
     assert.equal(await codes.findByUserCode(`${id}-uc`), undefined);
@@ -88,7 +85,7 @@ describe('expiry is honoured on read', () => {
     const grants = adapter('Grant');
     const id = uniqueId('grant');
     await grants.upsert(id, { jti: id, kind: 'Grant' }, 0);
-    advance(10 * 365 * 86_400);
+    clock.advance(10 * 365 * 86_400_000);
     assert.ok(await grants.find(id));
   });
 });
@@ -122,7 +119,7 @@ describe('consume and destroy', () => {
     await codes.upsert(id, { jti: id, kind: 'AuthorizationCode', clientId: 'web' }, 60);
     assert.equal((await codes.find(id))?.consumed, undefined);
     await codes.consume(id);
-    const expected = Math.floor(clock.getTime() / 1000);
+    const expected = Math.floor(clock.ms / 1000);
     const found = await codes.find(id);
     assert.equal(found?.consumed, expected);
     assert.equal(found?.clientId, 'web');
@@ -185,9 +182,9 @@ describe('purgeExpiredArtifacts', () => {
     await tokens.upsert('short', { jti: 'short', kind: 'AccessToken' }, 10);
     await tokens.upsert('long', { jti: 'long', kind: 'AccessToken' }, 3600);
     await adapter('Grant').upsert('forever', { jti: 'forever', kind: 'Grant' }, 0);
-    assert.equal(await purgeExpiredArtifacts(store.prisma, clock), 0);
-    advance(11);
-    assert.equal(await purgeExpiredArtifacts(store.prisma, clock), 1);
+    assert.equal(await purgeExpiredArtifacts(store.prisma, clock.now()), 0);
+    clock.advance(11_000);
+    assert.equal(await purgeExpiredArtifacts(store.prisma, clock.now()), 1);
     const left = (await store.prisma.oidcArtifact.findMany({ select: { id: true }, orderBy: { id: 'asc' } })).map((r) => r.id);
     assert.deepEqual(left, ['forever', 'long']);
   });

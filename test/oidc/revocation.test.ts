@@ -2,15 +2,17 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import * as oidc from 'openid-client';
 import { purgeRevokedTokens } from '../../src/oidc/jwt/revocation-list.ts';
+import { TestClock } from '../support/clock.ts';
 import { createTestDatabase, startServer, type TestDatabase, type TestServer } from '../support/harness.ts';
-import { auditEvents, basic, ORDERS, postForm, relyingParty, seedOrders, TestClock } from './service-fixtures.ts';
+import { auditEvents, basic, ORDERS, postForm, relyingParty, seedOrders } from './service-fixtures.ts';
 
 type Client = { id: string; secret: string };
 let db: TestDatabase;
 let server: TestServer;
 /** A second instance on the same store: revocation must be visible to every instance. */
 let peer: TestServer;
-const clock = new TestClock();
+// Running: the tokens it stamps are also checked by jose against the real time.
+const clock = TestClock.running();
 let owner: Client;
 let api: Client;
 let stranger: Client;

@@ -2,15 +2,6 @@ import { createRemoteJWKSet, jwtVerify, type JWTPayload } from 'jose';
 import * as oidc from 'openid-client';
 import type { Keyward } from '../../src/app.ts';
 
-/** A clock tests can move forward (ClientService, introspection and the store read it). */
-export class TestClock {
-  offsetMs = 0;
-  readonly now = (): Date => new Date(Date.now() + this.offsetMs);
-  advance(seconds: number): void {
-    this.offsetMs += seconds * 1000;
-  }
-}
-
 export const ORDERS = 'https://orders.internal';
 
 /** A resource server, a role that permits part of its scopes, and a service client holding the role. */

@@ -5,11 +5,11 @@ import path from 'node:path';
 import pg from 'pg';
 import { pino } from 'pino';
 import { Writable } from 'node:stream';
-import { createKeyward, type Keyward } from '../../src/app.ts';
+import { createKeyward, type Keyward, type KeywardOptions } from '../../src/app.ts';
 import { loadConfig, type Config } from '../../src/config/env.ts';
 import { createLogger, type Logger } from '../../src/log/logger.ts';
 import { openStore, type Store } from '../../src/store/store.ts';
-import { freePort } from './net.ts';
+import { onFreshPort } from './net.ts';
 
 /**
  * Test stores: a fresh PostgreSQL database per call when DATABASE_URL is set (created from
@@ -88,24 +88,45 @@ export class CapturedLogs {
 
 export interface TestServer {
   keyward: Keyward;
-  /** Base URL; with PORT=0 the issuer is rewritten to this URL. */
+  /** Base URL, equal to the issuer. */
   url: string;
   logs: CapturedLogs;
   stop(): Promise<void>;
 }
 
+export interface StartOptions {
+  now?: () => Date;
+  store?: Store;
+  /** Timers for the key schedule (a TestClock's), so the test steps it. */
+  timers?: KeywardOptions['timers'];
+}
+
 /**
  * Starts a real Keyward on a loopback port against `db`. The issuer must equal the URL the
- * server is reachable at, so a free port is reserved first and ISSUER set to it.
+ * server is reachable at and is fixed when the Provider is built, before the server binds: so
+ * the port is chosen first and a start whose port was taken meanwhile is repeated (net.ts).
+ * An explicit PORT in `env` is used as given.
  */
-export async function startServer(db: TestDatabase, env: Record<string, string> = {}, options: { now?: () => Date; store?: Store } = {}): Promise<TestServer> {
-  const port = env.PORT ?? String(await freePort());
-  const url = `http://127.0.0.1:${port}`;
-  const config = testConfig(db, { ISSUER: url, ...env, PORT: port });
-  const logs = new CapturedLogs();
-  const keyward = await createKeyward(config, { logger: logs.logger, ...(options.now ? { now: options.now } : {}), ...(options.store ? { store: options.store } : {}) });
-  await keyward.listen();
-  return { keyward, url, logs, stop: () => keyward.close() };
+export async function startServer(db: TestDatabase, env: Record<string, string> = {}, options: StartOptions = {}): Promise<TestServer> {
+  const start = async (port: string): Promise<TestServer> => {
+    const url = `http://127.0.0.1:${port}`;
+    const config = testConfig(db, { ISSUER: url, ...env, PORT: port });
+    const logs = new CapturedLogs();
+    const keyward = await createKeyward(config, {
+      logger: logs.logger,
+      ...(options.now ? { now: options.now } : {}),
+      ...(options.store ? { store: options.store } : {}),
+      ...(options.timers ? { timers: options.timers } : {}),
+    });
+    try {
+      await keyward.listen();
+    } catch (error) {
+      await keyward.close();
+      throw error;
+    }
+    return { keyward, url, logs, stop: () => keyward.close() };
+  };
+  return env.PORT ? start(env.PORT) : onFreshPort((port) => start(String(port)));
 }
 
 /** Opens a store on `db` without a server (for store-level tests). */
