@@ -7,12 +7,12 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import Provider, { type ClientMetadata, type Configuration, type JWKS, type KoaContextWithOIDC } from 'oidc-provider';
 import { SECRET_PLACEHOLDER } from '../../src/oidc/overrides/index.ts';
 import { createTestDatabase, startServer, type TestDatabase, type TestServer } from '../support/harness.ts';
-import { freePort } from '../support/net.ts';
 import { auditEvents, basic, postForm } from './service-fixtures.ts';
 
 const API = 'https://api.contract.test';
@@ -57,8 +57,11 @@ interface Bare {
 
 /** A Provider with none of Keyward's overrides, a static client list and an in-memory store. */
 async function bareProvider(): Promise<Bare> {
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
+  // Bound first on port 0 (no race for a port), so the issuer can carry the real port.
+  let handler: ReturnType<Provider['callback']> | undefined;
+  const server: Server = createServer((req, res) => void handler!(req, res));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const configuration: Configuration = {
     clients,
     jwks,
@@ -90,8 +93,7 @@ async function bareProvider(): Promise<Bare> {
   provider.on('grant.error', (ctx: KoaContextWithOIDC) => {
     probe.order.push(`grant.error:${(ctx.body as { error?: string }).error}`);
   });
-  const server: Server = createServer(provider.callback());
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  handler = provider.callback();
   return { provider, url, close: () => new Promise((resolve) => server.close(() => resolve())) };
 }
 
