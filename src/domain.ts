@@ -1,6 +1,6 @@
 import { AuditWriter } from './audit/writer.ts';
 import type { Config } from './config/env.ts';
-import { ChangeFeed } from './identity/changes.ts';
+import { ChangeFeed } from './store/changes.ts';
 import { ClientService } from './identity/clients.ts';
 import { ResourceService } from './identity/resources.ts';
 import { RoleService } from './identity/roles.ts';

@@ -1,7 +1,7 @@
 import { errors as joseErrors, type JWK } from 'jose';
 import type Koa from 'koa';
-import { ADMIN_READ_ROLE, ADMIN_ROLE, adminAudience } from '../identity/bootstrap.ts';
-import type { ChangeFeed } from '../identity/changes.ts';
+import { ADMIN_READ_ROLE, ADMIN_ROLE, adminAudience } from '../identity/admin-roles.ts';
+import type { ChangeFeed } from '../store/changes.ts';
 import type { ClientService } from '../identity/clients.ts';
 import type { SigningKeyRecord } from '../keys/store.ts';
 import type { ProviderHolder } from '../oidc/holder.ts';

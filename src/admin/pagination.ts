@@ -1,4 +1,4 @@
-import type { Page } from '../identity/page.ts';
+import type { Page } from '../domain/page.ts';
 import { Problem } from './problem.ts';
 
 /** What each list sorts by, so that a cursor is checked before it reaches a query. */

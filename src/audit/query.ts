@@ -1,4 +1,4 @@
-import type { Page, PageRequest } from '../identity/page.ts';
+import type { Page, PageRequest } from '../domain/page.ts';
 import type { PrismaClient } from '../store/store.ts';
 
 export interface AuditFilter {

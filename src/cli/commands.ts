@@ -4,7 +4,7 @@ import { decodeCursor, encodeCursor, type ListKind } from '../admin/pagination.t
 import { clientCreate, clientId, secretRotation } from '../admin/schemas/clients.ts';
 import { pageQuery, roleAssignment } from '../admin/schemas/common.ts';
 import { keyRotate, resourceCreate, roleCreate, userCreate } from '../admin/schemas/identity.ts';
-import type { Page } from '../identity/page.ts';
+import type { Page } from '../domain/page.ts';
 import { migrate, migrationStatus } from '../store/migrate.ts';
 import type { Store } from '../store/store.ts';
 import type { Services } from './services.ts';

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import type { PrismaClient } from '../store/store.ts';
-import type { ChangeFeed } from './changes.ts';
-import { Conflict, Invalid, NotFound } from './errors.ts';
-import { isMissingRow, pageOf, type Page, type PageRequest } from './page.ts';
+import type { ChangeFeed } from '../store/changes.ts';
+import { Conflict, Invalid, NotFound } from '../domain/errors.ts';
+import { pageOf, type Page, type PageRequest } from '../domain/page.ts';
+import { isMissingRow } from '../store/prisma-errors.ts';
 import type { SecretHasher } from './secrets.ts';
 
 export type AuthMethod = 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt' | 'none';

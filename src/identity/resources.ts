@@ -1,8 +1,9 @@
 import type { PrismaClient } from '../store/store.ts';
 import type { SigningAlg } from '../keys/store.ts';
-import type { ChangeFeed } from './changes.ts';
-import { Conflict, NotFound } from './errors.ts';
-import { isMissingRow, isUniqueViolation, pageOf, type Page, type PageRequest } from './page.ts';
+import type { ChangeFeed } from '../store/changes.ts';
+import { Conflict, NotFound } from '../domain/errors.ts';
+import { pageOf, type Page, type PageRequest } from '../domain/page.ts';
+import { isMissingRow, isUniqueViolation } from '../store/prisma-errors.ts';
 
 /** An API: the audience of access tokens and the scopes it understands. */
 export interface ResourceServerRecord {

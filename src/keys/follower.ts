@@ -1,4 +1,4 @@
-import type { ChangeFeed } from '../identity/changes.ts';
+import type { ChangeFeed } from '../store/changes.ts';
 import type { Logger } from '../log/logger.ts';
 import type { KeyStore } from './store.ts';
 

@@ -1,4 +1,5 @@
 import type { Configuration } from 'oidc-provider';
+import { ID_TOKEN_TTL_SECONDS } from '../config/token-lifetimes.ts';
 
 /** Signing algorithms offered for tokens we sign: never `none`, never HS*. */
 export const TOKEN_SIGNING_ALGS = ['ES256', 'RS256', 'EdDSA'] as const;
@@ -29,7 +30,7 @@ export function policyConfiguration(): Partial<Configuration> {
       AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? 3600,
       ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? 600,
       AuthorizationCode: 60,
-      IdToken: 3600,
+      IdToken: ID_TOKEN_TTL_SECONDS,
       Interaction: 3600,
       Grant: 14 * 86_400,
       Session: 14 * 86_400,

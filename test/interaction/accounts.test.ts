@@ -4,7 +4,7 @@ import argon2 from 'argon2';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import { PasswordAuthenticator } from '../../src/interaction/accounts.ts';
 import { hashPassword, needsRehash, PASSWORD_PARAMS, verifyPassword } from '../../src/identity/passwords.ts';
-import { ChangeFeed } from '../../src/identity/changes.ts';
+import { ChangeFeed } from '../../src/store/changes.ts';
 import { UserService } from '../../src/identity/users.ts';
 import { accountConfiguration } from '../../src/oidc/accounts.ts';
 import { migrate } from '../../src/store/migrate.ts';
