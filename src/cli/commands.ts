@@ -6,7 +6,7 @@ import { pageQuery, roleAssignment } from '../admin/schemas/common.ts';
 import { keyRotate, resourceCreate, roleCreate, userCreate } from '../admin/schemas/identity.ts';
 import type { Page } from '../domain/page.ts';
 import { migrate, migrationStatus } from '../store/migrate.ts';
-import type { Store } from '../store/store.ts';
+import type { Sql } from '../store/sql.ts';
 import type { Services } from './services.ts';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
@@ -33,7 +33,7 @@ export interface Command {
   needs: 'store' | 'services';
   /** Changes something: recorded as an `admin.change` audit event. */
   changes?: boolean;
-  run(input: CommandInput, deps: { store: Store; services?: Services }): Promise<Output>;
+  run(input: CommandInput, deps: { store: { sql: Sql }; services?: Services }): Promise<Output>;
 }
 
 /** Thrown for wrong usage: the message is printed with the command's usage, exit code 2. */

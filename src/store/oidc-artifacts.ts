@@ -1,5 +1,5 @@
 import type { Adapter, AdapterPayload } from 'oidc-provider';
-import type { PrismaClient } from '../store/store.ts';
+import type { PrismaClient } from './store.ts';
 
 /**
  * oidc-provider's storage contract on Prisma: every model (Session, Grant, AuthorizationCode,
@@ -20,6 +20,8 @@ export class PrismaAdapter implements Adapter {
       grantId: payload.grantId ?? null,
       userCode: payload.userCode ?? null,
       uid: payload.uid ?? null,
+      accountId: payload.accountId ?? null,
+      clientId: payload.clientId ?? null,
       expiresAt,
       consumedAt: payload.consumed ? new Date(Number(payload.consumed) * 1000) : null,
     };
