@@ -1,12 +1,12 @@
 import { errors as joseErrors, type JWK } from 'jose';
 import type Koa from 'koa';
 import { ADMIN_READ_ROLE, ADMIN_ROLE, adminAudience } from '../identity/admin-roles.ts';
-import type { ChangeFeed } from '../store/changes.ts';
 import type { ClientService } from '../identity/clients.ts';
 import type { SigningKeyRecord } from '../keys/store.ts';
 import type { ProviderHolder } from '../oidc/holder.ts';
 import { AccessTokenVerifier } from '../oidc/jwt/access-token.ts';
 import type { RevocationList } from '../oidc/jwt/revocation-list.ts';
+import type { ChangeFeed } from '../store/changes.ts';
 import { Problem } from './problem.ts';
 
 /** Who is calling the admin API, from their access token. */
