@@ -44,7 +44,7 @@ export interface AccountRecord {
   name: string | null;
 }
 
-/** What a password login needs; the hash never leaves src/identity. */
+/** What a password login needs (src/identity/password-login.ts); nothing outside src/identity asks for the hash. */
 export interface Credentials {
   id: string;
   username: string;

@@ -4,7 +4,8 @@ import type { PrismaClient } from './store.ts';
 /**
  * oidc-provider's storage contract on Prisma: every model (Session, Grant, AuthorizationCode,
  * RefreshToken, Interaction, ...) is a row of `oidc_artifacts` keyed by (model, id). Expired
- * rows are invisible on read and deleted in the background by `purgeExpiredArtifacts`.
+ * rows are invisible on read and deleted in the background by `purgeExpiredArtifacts`. The
+ * payload's accountId and clientId are copied into indexed columns for oidc-grants.ts.
  */
 export class PrismaAdapter implements Adapter {
   constructor(
