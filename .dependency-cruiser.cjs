@@ -44,7 +44,9 @@ module.exports = {
       severity: 'error',
       comment: 'Each edge is wired by app.ts; sharing between edges goes through the layers below.',
       from: { path: '^src/(admin|interaction|cli)/' },
-      to: { path: EDGE, pathNot: ['^src/$1/'] },
+      // Known remainder: the CLI pages with the admin API's opaque cursors (admin/pagination.ts);
+      // the codec belongs below both edges once the vocabulary for its key forms has settled.
+      to: { path: EDGE, pathNot: ['^src/$1/', '^src/admin/pagination\\.ts$'] },
     },
     {
       name: 'no-prisma-above-the-domain',
@@ -57,9 +59,10 @@ module.exports = {
     {
       name: 'leaves-stay-leaves',
       severity: 'error',
-      comment: 'config, log and the shared domain vocabulary (errors, paging) import no Keyward module but each other.',
+      comment: 'config, log and the shared domain vocabulary (errors, paging) import no Keyward module but each other '
+        + '(and keys/algorithms.ts, the pure list of signing algorithms the environment schema validates against).',
       from: { path: '^src/(config|log|domain)/' },
-      to: { path: '^src/', pathNot: ['^src/(config|log|domain)/'] },
+      to: { path: '^src/', pathNot: ['^src/(config|log|domain)/', '^src/keys/algorithms\\.ts$'] },
     },
     {
       name: 'composition-roots-are-not-imported',
