@@ -59,10 +59,17 @@ module.exports = {
     {
       name: 'leaves-stay-leaves',
       severity: 'error',
-      comment: 'config, log and the shared domain vocabulary (errors, paging) import no Keyward module but each other '
-        + '(and keys/algorithms.ts, the pure list of signing algorithms the environment schema validates against).',
+      comment: 'config, log and the shared domain vocabulary (errors, paging) import no Keyward module but each other, '
+        + 'and the pure vocabularies the environment schema validates against (keys/algorithms.ts, identity/ids.ts).',
       from: { path: '^src/(config|log|domain)/' },
-      to: { path: '^src/', pathNot: ['^src/(config|log|domain)/', '^src/keys/algorithms\\.ts$'] },
+      to: { path: '^src/', pathNot: ['^src/(config|log|domain)/', '^src/keys/algorithms\\.ts$', '^src/identity/ids\\.ts$'] },
+    },
+    {
+      name: 'vocabularies-stay-pure',
+      severity: 'error',
+      comment: 'The vocabularies config may import must not pull the domain in behind them.',
+      from: { path: '^src/(keys/algorithms|identity/ids)\\.ts$' },
+      to: { path: '^src/' },
     },
     {
       name: 'composition-roots-are-not-imported',
