@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type Router from '@koa/router';
 import type { Configuration } from 'oidc-provider';
 import { adminRouter } from './admin/router.ts';
+import { AuditQuery } from './audit/query.ts';
 import { startAuditRetention } from './audit/retention.ts';
 import type { AuditWriter } from './audit/writer.ts';
 import type { Config } from './config/env.ts';
@@ -12,8 +13,8 @@ import { createHttpApp } from './http/app.ts';
 import { healthRoutes } from './http/health.ts';
 import { Metrics } from './http/metrics.ts';
 import { bootstrapAdmin, type BootstrapResult } from './identity/bootstrap.ts';
-import type { ChangeFeed } from './identity/changes.ts';
 import type { ClientService } from './identity/clients/index.ts';
+import { PasswordAuthenticator } from './identity/password-login.ts';
 import type { ResourceService } from './identity/resources.ts';
 import type { RoleService } from './identity/roles.ts';
 import type { UserService } from './identity/users.ts';
@@ -27,17 +28,20 @@ import { KeyScheduler, type Timers } from './keys/scheduler.ts';
 import { KeyService } from './keys/service.ts';
 import { jwksCacheRoutes } from './http/jwks-cache.ts';
 import type { Logger } from './log/logger.ts';
-import { purgeExpiredArtifacts } from './oidc/adapter.ts';
 import { accountConfiguration } from './oidc/accounts.ts';
-import { interactionConfiguration } from './oidc/interactions.ts';
-import { PasswordAuthenticator } from './interaction/accounts.ts';
+import { interactionConfiguration } from './interaction/provider-pages.ts';
 import { CsrfTokens } from './interaction/csrf.ts';
 import { interactionRoutes } from './interaction/routes.ts';
 import { LoginThrottle } from './interaction/throttle.ts';
-import { purgeRevokedTokens } from './oidc/jwt/revocation-list.ts';
 import { ProviderHolder } from './oidc/holder.ts';
 import { createProvider } from './oidc/provider.ts';
+import type { ChangeFeed } from './store/changes.ts';
+import { LoginThrottleCounters } from './store/login-throttles.ts';
 import { migrate } from './store/migrate.ts';
+import { oidcArtifactAdapters } from './store/oidc-adapters.ts';
+import { purgeExpiredArtifacts } from './store/oidc-artifacts.ts';
+import { OidcGrants } from './store/oidc-grants.ts';
+import { purgeRevokedTokens, RevokedTokens } from './store/revoked-tokens.ts';
 import { openStore, type Store } from './store/store.ts';
 
 export interface KeywardOptions {
@@ -60,6 +64,10 @@ export interface Keyward {
   keys: KeyStore;
   changes: ChangeFeed;
   audit: AuditWriter;
+  /** Reads the audit trail (the admin API's /audit). */
+  auditTrail: AuditQuery;
+  /** Revoked JWT access tokens: written by the token endpoints, read by every verifier. */
+  revocations: RevokedTokens;
   provider: ProviderHolder;
   bootstrap: BootstrapResult | undefined;
   /** Signing keys for operators: list and (emergency) rotation. */
@@ -110,11 +118,15 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
     // Read before the first build: a change racing it is then seen as a difference and reloaded.
     const loadedKeys = await keys.fingerprint();
     const cookieKeys = [deriveKey(kek, 'cookies').toString('base64url')];
+    // One list for the token endpoints (which add to it) and the admin API's verifier (which reads it).
+    const revocations = new RevokedTokens(store.prisma);
+    const auditTrail = new AuditQuery(store.prisma);
+    const adapter = oidcArtifactAdapters(store.prisma, now);
     const build = async () => createProvider({
-      issuer: config.issuer, proxyHops: config.proxyHops, prisma: store.prisma, clients, roles, resources, now, cookieKeys,
+      issuer: config.issuer, proxyHops: config.proxyHops, adapter, revocations, clients, roles, resources, now, cookieKeys,
       jwks: providerJwks(await keys.loadUsable()),
       userRoles: (userId) => users.rolesOf(userId),
-      extra: [accountConfiguration({ prisma: store.prisma, rolesOf: (userId) => users.rolesOf(userId) }), interactionConfiguration()] as Partial<Configuration>[],
+      extra: [accountConfiguration(users), interactionConfiguration()] as Partial<Configuration>[],
       audit,
     });
     const provider = new ProviderHolder(await build());
@@ -133,13 +145,14 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
     const routers: Router[] = [healthRoutes({ metrics, ping: () => store.ping(), keysLoaded: () => keyFollower.signing() })];
     routers.push(jwksCacheRoutes(jwksMaxAgeSeconds(config.keyRotationIntervalMs)));
     routers.push(interactionRoutes({
-      provider, clients, resources, prisma: store.prisma, audit, now,
+      provider, clients, resources, users, grants: new OidcGrants(store.prisma), audit, now,
       csrf: new CsrfTokens(deriveKey(kek, 'interaction-csrf')),
-      throttle: new LoginThrottle(store.prisma, now),
-      authenticator: new PasswordAuthenticator(store.prisma, logger),
+      throttle: new LoginThrottle(new LoginThrottleCounters(store.prisma), now),
+      authenticator: new PasswordAuthenticator(users, logger),
     }));
     routers.push(adminRouter({
-      issuer: config.issuer, clients, users, roles, resources, keyService, keys, provider, changes, prisma: store.prisma, audit, logger, now,
+      issuer: config.issuer, clients, users, roles, resources, keyService, keys, provider, changes, revocations, audit,
+      auditTrail, logger, now,
     }));
     const app = createHttpApp({ logger, metrics, provider, routers, proxyHops: config.proxyHops });
     const stopAuditRetention = startAuditRetention({ prisma: store.prisma, logger, now, retentionMs: config.auditRetentionMs });
@@ -152,7 +165,7 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
 
     let server: Server | undefined;
     return {
-      config, store, clients, roles, resources, users, keys, changes, audit, provider, bootstrap, keyService, keyScheduler,
+      config, store, clients, roles, resources, users, keys, changes, audit, auditTrail, revocations, provider, bootstrap, keyService, keyScheduler,
       reloadKeys: () => keyFollower.reload(),
       async listen() {
         server = app.listen(config.port, config.host);

@@ -1,6 +1,5 @@
 import { AuditWriter } from './audit/writer.ts';
 import type { Config } from './config/env.ts';
-import { ChangeFeed } from './identity/changes.ts';
 import { ClientService } from './identity/clients/index.ts';
 import { ResourceService } from './identity/resources.ts';
 import { RoleService } from './identity/roles.ts';
@@ -11,6 +10,7 @@ import { lifecycleSettings, type LifecycleSettings } from './keys/lifecycle.ts';
 import { KeyStore } from './keys/store.ts';
 import { longestTokenTtlSeconds } from './keys/token-ttl.ts';
 import type { Logger } from './log/logger.ts';
+import { ChangeFeed } from './store/changes.ts';
 import type { Store } from './store/store.ts';
 
 /** The domain services on one store, built the same way for the server and the CLI. */

@@ -1,13 +1,12 @@
 import { errors as joseErrors, type JWK } from 'jose';
 import type Koa from 'koa';
-import { ADMIN_READ_ROLE, ADMIN_ROLE, adminAudience } from '../identity/bootstrap.ts';
-import type { ChangeFeed } from '../identity/changes.ts';
+import { ADMIN_READ_ROLE, ADMIN_ROLE, adminAudience } from '../identity/admin-roles.ts';
 import type { ClientService } from '../identity/clients/index.ts';
 import type { SigningKeyRecord } from '../keys/store.ts';
 import type { ProviderHolder } from '../oidc/holder.ts';
 import { AccessTokenVerifier } from '../oidc/jwt/access-token.ts';
-import { RevocationList } from '../oidc/jwt/revocation-list.ts';
-import type { PrismaClient } from '../store/store.ts';
+import type { RevocationList } from '../oidc/jwt/revocation-list.ts';
+import type { ChangeFeed } from '../store/changes.ts';
 import { Problem } from './problem.ts';
 
 /** Who is calling the admin API, from their access token. */
@@ -24,7 +23,8 @@ export interface AdminAuthDeps {
   keys: { list(): Promise<SigningKeyRecord[]> };
   provider: ProviderHolder;
   changes: ChangeFeed;
-  prisma: PrismaClient;
+  /** The same list the token endpoints write to (built once in app.ts). */
+  revocations: Pick<RevocationList, 'isRevoked'>;
   clients: ClientService;
   now: () => Date;
 }
@@ -48,10 +48,8 @@ function unauthorized(detail: string, presented: boolean): Problem {
 export class AdminAuthenticator {
   #verifier: Promise<AccessTokenVerifier> | undefined;
   #loadedAt = 0;
-  readonly #revoked: RevocationList;
 
   constructor(private readonly deps: AdminAuthDeps) {
-    this.#revoked = new RevocationList(deps.prisma);
     deps.provider.onSwap(() => this.#invalidate());
     deps.changes.subscribe((change) => { if (change.kind === 'keys') this.#invalidate(); });
   }
@@ -65,7 +63,7 @@ export class AdminAuthenticator {
     const payload = await this.#verify(match[1]!);
 
     // RFC 7009: a JWT revoked at the revocation endpoint is refused for the rest of its life.
-    if (typeof payload.jti === 'string' && await this.#revoked.isRevoked(payload.jti)) {
+    if (typeof payload.jti === 'string' && await this.deps.revocations.isRevoked(payload.jti)) {
       throw unauthorized('the access token has been revoked', true);
     }
     const clientId = typeof payload.client_id === 'string' ? payload.client_id : undefined;

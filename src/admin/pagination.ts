@@ -1,5 +1,5 @@
+import type { Page } from '../domain/page.ts';
 import { CLIENT_ID, isUuid } from '../identity/ids.ts';
-import type { Page } from '../identity/page.ts';
 import { ROLE_NAME } from '../identity/roles.ts';
 import { Problem } from './problem.ts';
 

@@ -1,6 +1,6 @@
 import type Koa from 'koa';
 import { z } from 'zod';
-import { Conflict, DomainError, Invalid, NotFound } from '../identity/errors.ts';
+import { Conflict, DomainError, Invalid, NotFound } from '../domain/errors.ts';
 
 export interface FieldError {
   field: string;

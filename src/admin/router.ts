@@ -1,5 +1,6 @@
 import Router from '@koa/router';
 import type Koa from 'koa';
+import type { AuditQuery } from '../audit/query.ts';
 import type { AuditWriter } from '../audit/writer.ts';
 import type { ResourceService } from '../identity/resources.ts';
 import type { RoleService } from '../identity/roles.ts';
@@ -23,6 +24,7 @@ export interface AdminDeps extends AdminAuthDeps {
   resources: ResourceService;
   keyService: AdminKeyService;
   audit: AuditWriter;
+  auditTrail: Pick<AuditQuery, 'find'>;
   logger: Logger;
 }
 
@@ -34,7 +36,7 @@ export function adminRouteTable(deps: AdminDeps): AdminRoute[] {
     ...roleRoutes(deps.roles),
     ...resourceRoutes(deps.resources, deps.issuer),
     ...keyRoutes(deps.keyService),
-    ...auditRoutes(deps.prisma),
+    ...auditRoutes(deps.auditTrail),
   ];
 }
 

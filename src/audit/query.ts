@@ -1,4 +1,4 @@
-import type { Page, PageRequest } from '../identity/page.ts';
+import { pageOf, type Page, type PageRequest } from '../domain/page.ts';
 import type { PrismaClient } from '../store/store.ts';
 
 export interface AuditFilter {
@@ -35,19 +35,22 @@ function toRecord(row: Row): AuditRecord {
   };
 }
 
-/** Reads the audit trail, newest first; `after` is the id of the last event already seen. */
-export async function queryAudit(prisma: PrismaClient, filter: AuditFilter, page: PageRequest): Promise<Page<AuditRecord>> {
-  const rows = await prisma.auditEvent.findMany({
-    where: {
-      ...(filter.type ? { type: filter.type } : {}),
-      ...(filter.actor ? { actor: filter.actor } : {}),
-      ...(filter.since ? { at: { gte: filter.since } } : {}),
-      ...(page.after ? { id: { lt: BigInt(page.after) } } : {}),
-    },
-    orderBy: { id: 'desc' },
-    take: page.limit + 1,
-  });
-  const more = rows.length > page.limit;
-  const kept = more ? rows.slice(0, page.limit) : rows;
-  return { items: kept.map(toRecord), next: more && kept.length ? kept[kept.length - 1]!.id.toString() : null };
+/** Reads the audit trail for operators (writer.ts appends to it). */
+export class AuditQuery {
+  constructor(private readonly prisma: PrismaClient) {}
+
+  /** Events newest first; `after` is the id of the last event already seen. */
+  async find(filter: AuditFilter, page: PageRequest): Promise<Page<AuditRecord>> {
+    const rows = await this.prisma.auditEvent.findMany({
+      where: {
+        ...(filter.type ? { type: filter.type } : {}),
+        ...(filter.actor ? { actor: filter.actor } : {}),
+        ...(filter.since ? { at: { gte: filter.since } } : {}),
+        ...(page.after ? { id: { lt: BigInt(page.after) } } : {}),
+      },
+      orderBy: { id: 'desc' },
+      take: page.limit + 1,
+    });
+    return pageOf(rows, page.limit, (row) => row.id.toString(), toRecord);
+  }
 }

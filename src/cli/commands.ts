@@ -1,12 +1,12 @@
 import type { ParseArgsConfig } from 'node:util';
 import { z } from 'zod';
 import { decodeCursor, encodeCursor, type ListKind } from '../admin/pagination.ts';
+import type { Page } from '../domain/page.ts';
 import { clientCreate, clientId, secretRotation } from '../identity/clients/input.ts';
 import { pageQuery, resourceCreate, roleAssignment, roleCreate, userCreate } from '../identity/input.ts';
 import { keyRotate } from '../keys/input.ts';
-import type { Page } from '../identity/page.ts';
 import { migrate, migrationStatus } from '../store/migrate.ts';
-import type { Store } from '../store/store.ts';
+import type { Sql } from '../store/sql.ts';
 import type { Services } from './services.ts';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
@@ -33,7 +33,7 @@ export interface Command {
   needs: 'store' | 'services';
   /** Changes something: recorded as an `admin.change` audit event. */
   changes?: boolean;
-  run(input: CommandInput, deps: { store: Store; services?: Services }): Promise<Output>;
+  run(input: CommandInput, deps: { store: { sql: Sql }; services?: Services }): Promise<Output>;
 }
 
 /** Thrown for wrong usage: the message is printed with the command's usage, exit code 2. */

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config/env.ts';
-import { DomainError } from '../identity/errors.ts';
+import { DomainError } from '../domain/errors.ts';
 import { createLogger } from '../log/logger.ts';
 import { migrationStatus } from '../store/migrate.ts';
 import { openStore, type Store } from '../store/store.ts';

@@ -1,13 +1,7 @@
+import { ADMIN_READ_ROLE, ADMIN_ROLE, adminAudience } from './admin-roles.ts';
 import type { ClientService } from './clients/index.ts';
 import type { ResourceService } from './resources.ts';
 import type { RoleService } from './roles.ts';
-
-export const ADMIN_ROLE = 'admin';
-export const ADMIN_READ_ROLE = 'admin:read';
-
-export function adminAudience(issuer: string): string {
-  return `${issuer}/admin`;
-}
 
 export interface BootstrapResult {
   clientId: string;

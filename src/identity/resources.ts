@@ -1,9 +1,10 @@
 import type { PrismaClient } from '../store/store.ts';
 import type { SigningAlg } from '../keys/algorithms.ts';
-import type { ChangeFeed } from './changes.ts';
-import { Conflict, NotFound } from './errors.ts';
+import type { ChangeFeed } from '../store/changes.ts';
+import { Conflict, NotFound } from '../domain/errors.ts';
+import { pageOf, type Page, type PageRequest } from '../domain/page.ts';
+import { isMissingRow, isUniqueViolation } from '../store/prisma-errors.ts';
 import { isUuid } from './ids.ts';
-import { isMissingRow, isUniqueViolation, pageOf, type Page, type PageRequest } from './page.ts';
 
 /** An API: the audience of access tokens and the scopes it understands. */
 export interface ResourceServerRecord {

@@ -1,8 +1,9 @@
 import type { PrismaClient } from '../store/store.ts';
-import { ADMIN_READ_ROLE, ADMIN_ROLE } from './bootstrap.ts';
-import type { ChangeFeed } from './changes.ts';
-import { Conflict, NotFound } from './errors.ts';
-import { isMissingRow, isUniqueViolation, pageOf, type Page, type PageRequest } from './page.ts';
+import type { ChangeFeed } from '../store/changes.ts';
+import { Conflict, NotFound } from '../domain/errors.ts';
+import { pageOf, type Page, type PageRequest } from '../domain/page.ts';
+import { isMissingRow, isUniqueViolation } from '../store/prisma-errors.ts';
+import { ADMIN_READ_ROLE, ADMIN_ROLE } from './admin-roles.ts';
 
 export const ROLE_NAME = /^[a-z][a-z0-9:_-]{0,63}$/;
 

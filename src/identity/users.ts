@@ -1,8 +1,9 @@
 import type { PrismaClient } from '../store/store.ts';
-import type { ChangeFeed } from './changes.ts';
-import { Conflict, Invalid, NotFound } from './errors.ts';
+import type { ChangeFeed } from '../store/changes.ts';
+import { Conflict, Invalid, NotFound } from '../domain/errors.ts';
+import { pageOf, type Page, type PageRequest } from '../domain/page.ts';
+import { isMissingRow, isUniqueViolation } from '../store/prisma-errors.ts';
 import { isUuid } from './ids.ts';
-import { isMissingRow, isUniqueViolation, pageOf, type Page, type PageRequest } from './page.ts';
 import { hashPassword } from './passwords.ts';
 
 export interface UserInput {
@@ -33,6 +34,23 @@ export interface UserView {
   roles: string[];
   created_at: string;
   updated_at: string;
+}
+
+/** What an ID token or userinfo may say about an enabled user (src/oidc/accounts.ts picks by scope). */
+export interface AccountRecord {
+  id: string;
+  username: string;
+  email: string | null;
+  emailVerified: boolean;
+  name: string | null;
+}
+
+/** What a password login needs (src/identity/password-login.ts); nothing outside src/identity asks for the hash. */
+export interface Credentials {
+  id: string;
+  username: string;
+  passwordHash: string;
+  disabled: boolean;
 }
 
 const include = { roles: { select: { roleName: true } } } as const;
@@ -140,6 +158,40 @@ export class UserService {
     ]);
     await this.changes.publish({ kind: 'user', id });
     return this.get(id);
+  }
+
+  /** The user behind a token's `sub`; undefined when unknown, malformed or disabled. */
+  async account(id: string): Promise<AccountRecord | undefined> {
+    if (!isUuid(id)) return undefined;
+    const user = await this.prisma.user.findUnique({
+      where: { id },
+      select: { id: true, username: true, email: true, emailVerified: true, name: true, disabled: true },
+    });
+    if (!user || user.disabled) return undefined;
+    return { id: user.id, username: user.username, email: user.email, emailVerified: user.emailVerified, name: user.name };
+  }
+
+  /** The username to greet someone by (disabled users included); undefined for an unknown id. */
+  async usernameOf(id: string): Promise<string | undefined> {
+    if (!isUuid(id)) return undefined;
+    return (await this.prisma.user.findUnique({ where: { id }, select: { username: true } }))?.username;
+  }
+
+  /** For password login only (src/identity/password-login.ts). */
+  async credentials(username: string): Promise<Credentials | undefined> {
+    return (await this.prisma.user.findUnique({
+      where: { username },
+      select: { id: true, username: true, passwordHash: true, disabled: true },
+    })) ?? undefined;
+  }
+
+  /**
+   * Replaces the password hash only if it is still `previous`, so a concurrent password change
+   * by an admin is never overwritten; true when it was replaced.
+   */
+  async replacePasswordHash(id: string, previous: string, next: string): Promise<boolean> {
+    const { count } = await this.prisma.user.updateMany({ where: { id, passwordHash: previous }, data: { passwordHash: next } });
+    return count === 1;
   }
 
   /** Role names of a user (for token claims); empty for an unknown id. */

@@ -1,5 +1,4 @@
-import type { Grant, Interaction } from 'oidc-provider';
-import type { PrismaClient } from '../store/store.ts';
+import type { AdapterPayload, Grant, Interaction } from 'oidc-provider';
 import type { ConsentItem } from './views.ts';
 
 /** What each OIDC scope means, in words a person can judge. */
@@ -52,30 +51,23 @@ export function grantMissing(grant: Grant, missing: MissingConsent): void {
   }
 }
 
+/** The person's earlier grants to a client (src/store/oidc-grants.ts, an indexed lookup). */
+export interface GrantHistory {
+  liveGrants(accountId: string, clientId: string, now: Date): Promise<AdapterPayload[]>;
+}
+
 /**
  * True when the person already allowed all of `missing` to this client in another live grant
  * (another session or device). oidc-provider remembers consent per session; this extends it
  * to per user and client. The new session still gets its own grant, so signing out on one
  * device does not revoke tokens of another.
  */
-export async function previouslyAllowed(prisma: PrismaClient, now: Date, accountId: string, clientId: string, missing: MissingConsent): Promise<boolean> {
-  const rows = await prisma.oidcArtifact.findMany({
-    where: {
-      model: 'Grant',
-      AND: [
-        { payload: { path: ['accountId'], equals: accountId } },
-        { payload: { path: ['clientId'], equals: clientId } },
-        { OR: [{ expiresAt: null }, { expiresAt: { gt: now } }] },
-      ],
-    },
-    select: { payload: true },
-    take: 20,
-    orderBy: { expiresAt: 'desc' },
-  });
+export async function previouslyAllowed(grants: GrantHistory, now: Date, accountId: string, clientId: string, missing: MissingConsent): Promise<boolean> {
+  const earlier = await grants.liveGrants(accountId, clientId, now);
   const scopes = new Set<string>();
   const claims = new Set<string>();
   const resourceScopes = new Map<string, Set<string>>();
-  for (const { payload } of rows) {
+  for (const payload of earlier) {
     const p = payload as { openid?: { scope?: string; claims?: string[] }; resources?: Record<string, string> };
     for (const s of (p.openid?.scope ?? '').split(' ')) if (s) scopes.add(s);
     for (const c of p.openid?.claims ?? []) claims.add(c);

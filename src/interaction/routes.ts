@@ -4,11 +4,11 @@ import { errors, type Interaction } from 'oidc-provider';
 import { z } from 'zod';
 import type { AuditWriter } from '../audit/writer.ts';
 import type { ClientService } from '../identity/clients/index.ts';
+import type { PasswordAuthenticator } from '../identity/password-login.ts';
 import type { ResourceService } from '../identity/resources.ts';
+import type { UserService } from '../identity/users.ts';
 import type { ProviderHolder } from '../oidc/holder.ts';
-import type { PrismaClient } from '../store/store.ts';
-import type { PasswordAuthenticator } from './accounts.ts';
-import { describe, grantMissing, missingConsent, previouslyAllowed } from './consent.ts';
+import { describe, grantMissing, missingConsent, previouslyAllowed, type GrantHistory } from './consent.ts';
 import type { CsrfTokens } from './csrf.ts';
 import { BadForm, readForm } from './form.ts';
 import { formTarget, setPageHeaders } from './headers.ts';
@@ -20,7 +20,8 @@ export interface InteractionDeps {
   provider: ProviderHolder;
   clients: ClientService;
   resources: ResourceService;
-  prisma: PrismaClient;
+  users: Pick<UserService, 'usernameOf'>;
+  grants: GrantHistory;
   audit: AuditWriter;
   csrf: CsrfTokens;
   throttle: LoginThrottle;
@@ -80,9 +81,9 @@ export function interactionRoutes(deps: InteractionDeps): Router {
       const accountId = interaction.session!.accountId;
       const missing = missingConsent(interaction);
       const explicit = interaction.prompt.reasons.includes('consent_prompt');
-      const skip = client?.firstParty || (!explicit && await previouslyAllowed(deps.prisma, deps.now(), accountId, client?.clientId ?? '', missing));
+      const skip = client?.firstParty || (!explicit && await previouslyAllowed(deps.grants, deps.now(), accountId, client?.clientId ?? '', missing));
       if (skip) return finishConsent(ctx, interaction, 'allow');
-      const user = await deps.prisma.user.findUnique({ where: { id: accountId }, select: { username: true } });
+      const username = await deps.users.usernameOf(accountId);
       const names = new Map<string, string>();
       for (const resource of Object.keys(missing.resourceScopes)) {
         const server = await deps.resources.byIdentifier(resource);
@@ -92,7 +93,7 @@ export function interactionRoutes(deps: InteractionDeps): Router {
       if (!items.length) items.push({ what: 'Confirm who you are (your Keyward user ID)', code: 'openid' });
       return render(ctx, 200, consentPage({
         action: `/interaction/${interaction.uid}/consent`, csrf: deps.csrf.issue(interaction.uid),
-        clientName, username: user?.username ?? '', items,
+        clientName, username: username ?? '', items,
       }), interaction);
     }
     throw new PageError(400, { title: 'Unsupported request', message: 'Keyward cannot complete this sign-in step. Go back to the application and start again.' });

@@ -1,5 +1,3 @@
-import type { PrismaClient } from '../store/store.ts';
-
 /** How one kind of counter (per account, per client IP) reacts to failed logins. */
 export interface ThrottleRule {
   /** Failures allowed before any delay. */
@@ -52,14 +50,22 @@ interface Row {
   lockedUntil: Date | null;
 }
 
+/** Where the counters live (src/store/login-throttles.ts): shared by every instance, updated atomically. */
+export interface ThrottleCounters {
+  find(keys: string[]): Promise<Row[]>;
+  /** Counts one failure; returns the lock end when this failure locked the key. */
+  recordFailure(key: string, rule: { now: Date; forgetBefore: Date; lockAfter: number; lockUntil: Date }): Promise<Date | undefined>;
+  clear(key: string): Promise<void>;
+}
+
 /**
- * Brute-force protection for the login form. Counters live in `login_throttles`, so every
- * instance behind the load balancer sees the same failures; increments are single atomic
- * upserts. A throttled attempt is refused before its password is checked and does not count.
+ * Brute-force protection for the login form. Counters live in the store, so every instance
+ * behind the load balancer sees the same failures; each increment is one atomic statement.
+ * A throttled attempt is refused before its password is checked and does not count.
  */
 export class LoginThrottle {
   constructor(
-    private readonly prisma: PrismaClient,
+    private readonly counters: ThrottleCounters,
     private readonly now: () => Date,
     private readonly policy: ThrottlePolicy = DEFAULT_THROTTLE_POLICY,
   ) {}
@@ -71,7 +77,7 @@ export class LoginThrottle {
 
   async check(attempt: LoginAttempt): Promise<ThrottleVerdict> {
     const keys = LoginThrottle.keys(attempt);
-    const rows = await this.prisma.loginThrottle.findMany({ where: { key: { in: [keys.account, keys.ip] } } });
+    const rows = await this.counters.find([keys.account, keys.ip]);
     const now = this.now().getTime();
     let worst: ThrottleVerdict = { allowed: true };
     for (const scope of ['account', 'ip'] as const) {
@@ -91,25 +97,15 @@ export class LoginThrottle {
       const rule = this.policy[scope];
       const forgetBefore = new Date(now.getTime() - rule.forgetAfterMs);
       const lockUntil = new Date(now.getTime() + rule.lockMs);
-      // One statement so concurrent failures on several instances all count.
-      const [row] = await this.prisma.$queryRaw<{ failures: number; locked_until: Date | null }[]>`
-        INSERT INTO login_throttles (key, failures, last_failure, locked_until)
-        VALUES (${keys[scope]}, 1, ${now}::timestamptz, CASE WHEN 1 >= ${rule.lockAfter}::int THEN ${lockUntil}::timestamptz END)
-        ON CONFLICT (key) DO UPDATE SET
-          failures = CASE WHEN login_throttles.last_failure < ${forgetBefore}::timestamptz THEN 1 ELSE login_throttles.failures + 1 END,
-          last_failure = EXCLUDED.last_failure,
-          locked_until = CASE
-            WHEN (CASE WHEN login_throttles.last_failure < ${forgetBefore}::timestamptz THEN 1 ELSE login_throttles.failures + 1 END) >= ${rule.lockAfter}::int
-            THEN ${lockUntil}::timestamptz ELSE NULL END
-        RETURNING failures, locked_until`;
-      if (row?.locked_until) locked.push({ scope, until: new Date(row.locked_until) });
+      const until = await this.counters.recordFailure(keys[scope], { now, forgetBefore, lockAfter: rule.lockAfter, lockUntil });
+      if (until) locked.push({ scope, until });
     }
     return { locked };
   }
 
   /** A successful login clears the account's counter; the IP's decays on its own (an attacker could otherwise reset it with an account of their own). */
   async recordSuccess(attempt: LoginAttempt): Promise<void> {
-    await this.prisma.loginThrottle.deleteMany({ where: { key: LoginThrottle.keys(attempt).account } });
+    await this.counters.clear(LoginThrottle.keys(attempt).account);
   }
 
   #judge(scope: ThrottleScope, row: Row, now: number): ThrottleVerdict {

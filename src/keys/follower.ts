@@ -1,5 +1,5 @@
-import type { ChangeFeed } from '../identity/changes.ts';
 import type { Logger } from '../log/logger.ts';
+import type { ChangeFeed } from '../store/changes.ts';
 import type { KeyStore } from './store.ts';
 
 export interface KeySetFollowerDeps {

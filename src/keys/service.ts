@@ -1,4 +1,4 @@
-import { Invalid } from '../identity/errors.ts';
+import { Invalid } from '../domain/errors.ts';
 import { managedAlgs, nextTransitionOf, planEmergency, planRotation, type LifecycleSettings } from './lifecycle.ts';
 import type { KeyScheduler } from './scheduler.ts';
 import type { SigningAlg } from './algorithms.ts';

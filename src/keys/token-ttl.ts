@@ -1,4 +1,4 @@
-import { policyConfiguration } from '../oidc/policy.ts';
+import { ID_TOKEN_TTL_SECONDS } from '../config/token-lifetimes.ts';
 import type { PrismaClient } from '../store/store.ts';
 
 /**
@@ -8,7 +8,6 @@ import type { PrismaClient } from '../store/store.ts';
  * longer TTL lengthens retirement from then on.
  */
 export async function longestTokenTtlSeconds(prisma: PrismaClient): Promise<number> {
-  const idToken = policyConfiguration().ttl?.IdToken;
   const { _max } = await prisma.resourceServer.aggregate({ _max: { accessTokenTtl: true } });
-  return Math.max(typeof idToken === 'number' ? idToken : 3600, _max.accessTokenTtl ?? 0);
+  return Math.max(ID_TOKEN_TTL_SECONDS, _max.accessTokenTtl ?? 0);
 }

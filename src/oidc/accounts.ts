@@ -1,6 +1,5 @@
 import type { Account, Configuration } from 'oidc-provider';
-import { isUuid } from '../identity/ids.ts';
-import type { PrismaClient } from '../store/store.ts';
+import type { AccountRecord } from '../identity/users.ts';
 
 /**
  * Which claims each scope releases (OIDC Core §5.4, plus Keyward's `roles`). oidc-provider
@@ -13,13 +12,19 @@ export const SCOPE_CLAIMS = {
   roles: ['roles'],
 } as const;
 
+/** What findAccount needs of identity/users.ts. */
+export interface AccountSource {
+  /** Undefined for an unknown, malformed or disabled id. */
+  account(id: string): Promise<AccountRecord | undefined>;
+  rolesOf(id: string): Promise<string[]>;
+}
+
 /**
  * The user side of oidc-provider: `findAccount` (sub = user id) and the scope → claims map.
  * A disabled or deleted user is not found, which makes oidc-provider refuse their refresh
  * tokens, userinfo and existing sessions.
  */
-export function accountConfiguration(deps: { prisma: PrismaClient; rolesOf: (userId: string) => Promise<string[]> }): Partial<Configuration> {
-  const { rolesOf } = deps;
+export function accountConfiguration(users: AccountSource): Partial<Configuration> {
   return {
     claims: Object.fromEntries(Object.entries(SCOPE_CLAIMS).map(([scope, claims]) => [scope, [...claims]])),
     // oidc-provider's default (true) leaves scope claims out of the ID token whenever an access
@@ -27,12 +32,8 @@ export function accountConfiguration(deps: { prisma: PrismaClient; rolesOf: (use
     // carries `roles`, `email` and `name` when their scopes are granted, so RPs need no userinfo call.
     conformIdTokenClaims: false,
     async findAccount(_ctx, sub): Promise<Account | undefined> {
-      if (!isUuid(sub)) return undefined;
-      const user = await deps.prisma.user.findUnique({
-        where: { id: sub },
-        select: { id: true, username: true, email: true, emailVerified: true, name: true, disabled: true },
-      });
-      if (!user || user.disabled) return undefined;
+      const user = await users.account(sub);
+      if (!user) return undefined;
       return {
         accountId: user.id,
         async claims() {
@@ -41,7 +42,7 @@ export function accountConfiguration(deps: { prisma: PrismaClient; rolesOf: (use
             preferred_username: user.username,
             ...(user.name ? { name: user.name } : {}),
             ...(user.email ? { email: user.email, email_verified: user.emailVerified } : {}),
-            roles: await rolesOf(user.id),
+            roles: await users.rolesOf(user.id),
           };
         },
       };

@@ -1,4 +1,5 @@
 import type { Configuration } from 'oidc-provider';
+import { ID_TOKEN_TTL_SECONDS } from '../config/token-lifetimes.ts';
 import { SIGNING_ALGS } from '../keys/algorithms.ts';
 
 /**
@@ -27,7 +28,7 @@ export function policyConfiguration(): Partial<Configuration> {
       AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? 3600,
       ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? 600,
       AuthorizationCode: 60,
-      IdToken: 3600,
+      IdToken: ID_TOKEN_TTL_SECONDS,
       Interaction: 3600,
       Grant: 14 * 86_400,
       Session: 14 * 86_400,

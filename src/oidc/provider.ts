@@ -1,15 +1,12 @@
 import type { JWK } from 'jose';
-import Provider, { type Configuration, type JWKS } from 'oidc-provider';
+import Provider, { type Adapter, type Configuration, type JWKS } from 'oidc-provider';
 import type { ClientService } from '../identity/clients/index.ts';
 import type { ResourceService } from '../identity/resources.ts';
 import type { RoleService } from '../identity/roles.ts';
-import type { PrismaClient } from '../store/store.ts';
-import { PrismaAdapter } from './adapter.ts';
 import { claimsConfiguration, type ClaimDeps } from './claims.ts';
 import { ClientAdapter, clientConfiguration, oidcScopesOf } from './clients.ts';
 import { AccessTokenVerifier } from './jwt/access-token.ts';
-import { ReplayDetectionAdapter } from './jwt/replay-detection.ts';
-import { RevocationList } from './jwt/revocation-list.ts';
+import type { RevocationList } from './jwt/revocation-list.ts';
 import { installOverrides } from './overrides/index.ts';
 import { policyConfiguration } from './policy.ts';
 import { resourceConfiguration } from './resources.ts';
@@ -19,7 +16,10 @@ export interface ProviderDeps {
   issuer: string;
   /** Trusted reverse proxies in front; see http/app.ts. */
   proxyHops?: number;
-  prisma: PrismaClient;
+  /** Storage for every model but Client (src/store/oidc-adapters.ts). */
+  adapter: (model: string) => Adapter;
+  /** Revoked JWT access tokens, shared with the admin API's verifier. */
+  revocations: RevocationList;
   clients: ClientService;
   roles: RoleService;
   resources: ResourceService;
@@ -60,8 +60,7 @@ export function createProvider(deps: ProviderDeps): Provider {
     {
       adapter: (name: string) => {
         if (name === 'Client') return clientAdapter!;
-        if (name === 'ReplayDetection') return new ReplayDetectionAdapter(deps.prisma, deps.now);
-        return new PrismaAdapter(deps.prisma, name, deps.now);
+        return deps.adapter(name);
       },
       jwks: deps.jwks,
       cookies: { keys: deps.cookieKeys },
@@ -81,7 +80,7 @@ export function createProvider(deps: ProviderDeps): Provider {
     clients: deps.clients,
     jwtTokens: {
       verifier: new AccessTokenVerifier(deps.issuer, deps.jwks.keys as JWK[], deps.now),
-      revocations: new RevocationList(deps.prisma),
+      revocations: deps.revocations,
       clients: deps.clients,
       ...(deps.audit ? { audit: deps.audit } : {}),
     },

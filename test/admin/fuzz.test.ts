@@ -18,7 +18,7 @@ before(async () => {
   server = await startServer(db);
   admin = await adminClient(server);
   const { keyward } = server;
-  routes = adminRouteTable({ ...keyward, issuer: server.url, prisma: keyward.store.prisma, logger: server.logs.logger, now: () => new Date() })
+  routes = adminRouteTable({ ...keyward, issuer: server.url, logger: server.logs.logger, now: () => new Date() })
     .filter((r) => r.body);
   // Targets of their own, so that a random valid body cannot disable the admin client.
   await keyward.roles.create({ name: 'fuzz-role' });

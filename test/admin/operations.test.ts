@@ -130,7 +130,7 @@ test('OpenAPI 3.1 at /admin/v1/openapi.json describes every route, generated fro
   const doc = res.body as { openapi: string; paths: Record<string, Record<string, any>>; components: { schemas: Record<string, unknown> } };
   assert.equal(doc.openapi, '3.1.0');
   const { keyward } = server;
-  const routes = adminRouteTable({ ...keyward, issuer: server.url, prisma: keyward.store.prisma, logger: server.logs.logger, now: () => new Date() });
+  const routes = adminRouteTable({ ...keyward, issuer: server.url, logger: server.logs.logger, now: () => new Date() });
   assert.equal(Object.values(doc.paths).reduce((n, ops) => n + Object.keys(ops).length, 0), routes.length);
   for (const route of routes) {
     const op = doc.paths[route.path]?.[route.method];

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { ADMIN_READ_ROLE, ADMIN_ROLE } from '../../src/identity/bootstrap.ts';
+import { ADMIN_READ_ROLE, ADMIN_ROLE } from '../../src/identity/admin-roles.ts';
 import type { TestServer } from '../support/harness.ts';
 import { leakedForms, secretForms } from '../support/secrets.ts';
 

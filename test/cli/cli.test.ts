@@ -5,7 +5,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { run } from '../../src/cli/run.ts';
-import { ChangeFeed } from '../../src/identity/changes.ts';
+import { ChangeFeed } from '../../src/store/changes.ts';
 import { ClientService } from '../../src/identity/clients/index.ts';
 import { verifyPassword } from '../../src/identity/passwords.ts';
 import { SecretHasher } from '../../src/identity/secrets.ts';

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { ChangeFeed } from '../../src/identity/changes.ts';
+import { ChangeFeed } from '../../src/store/changes.ts';
 import { ClientService } from '../../src/identity/clients/index.ts';
-import { Invalid } from '../../src/identity/errors.ts';
+import { Invalid } from '../../src/domain/errors.ts';
 import { SecretHasher } from '../../src/identity/secrets.ts';
 import { migrate } from '../../src/store/migrate.ts';
 import type { Store } from '../../src/store/store.ts';

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import argon2 from 'argon2';
 import type { KoaContextWithOIDC } from 'oidc-provider';
-import { PasswordAuthenticator } from '../../src/interaction/accounts.ts';
+import { PasswordAuthenticator } from '../../src/identity/password-login.ts';
 import { hashPassword, needsRehash, PASSWORD_PARAMS, verifyPassword } from '../../src/identity/passwords.ts';
-import { ChangeFeed } from '../../src/identity/changes.ts';
+import { ChangeFeed } from '../../src/store/changes.ts';
 import { UserService } from '../../src/identity/users.ts';
 import { accountConfiguration } from '../../src/oidc/accounts.ts';
 import { migrate } from '../../src/store/migrate.ts';
@@ -19,7 +19,7 @@ before(async () => {
   db = await createTestDatabase();
   store = await openTestStore(db);
   await migrate(store.sql);
-  auth = new PasswordAuthenticator(store.prisma, new CapturedLogs().logger);
+  auth = new PasswordAuthenticator(new UserService(store.prisma, new ChangeFeed(undefined)), new CapturedLogs().logger);
 });
 after(async () => {
   await store?.close();
@@ -85,7 +85,7 @@ test('a hash made with weaker argon2 parameters is upgraded on a successful logi
 
 test('findAccount: sub is the user id, claims by scope source; disabled, deleted or malformed ids are not found', async () => {
   const users = new UserService(store.prisma, new ChangeFeed(undefined));
-  const { findAccount } = accountConfiguration({ prisma: store.prisma, rolesOf: (id) => users.rolesOf(id) });
+  const { findAccount } = accountConfiguration(users);
   const role = await store.prisma.role.create({ data: { name: 'viewer' } });
   const carl = await user('carl', 'pw-carl');
   await store.prisma.userRole.create({ data: { userId: carl.id, roleName: role.name } });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, test } from 'node:test';
 import { DEFAULT_THROTTLE_POLICY, LoginThrottle, type ThrottlePolicy } from '../../src/interaction/throttle.ts';
+import { LoginThrottleCounters } from '../../src/store/login-throttles.ts';
 import { migrate } from '../../src/store/migrate.ts';
 import type { Store } from '../../src/store/store.ts';
 import { TestClock } from '../support/clock.ts';
@@ -28,7 +29,7 @@ beforeEach(async () => {
 const alice = { username: 'alice', ip: '192.0.2.1' };
 
 test('an account gets its free failures, then exponentially growing delays (1 s, 2 s, 4 s …) capped at the maximum', async () => {
-  const throttle = new LoginThrottle(store.prisma, now);
+  const throttle = new LoginThrottle(new LoginThrottleCounters(store.prisma), now);
   const { freeFailures, maxDelayMs } = DEFAULT_THROTTLE_POLICY.account;
   for (let i = 0; i < freeFailures; i++) {
     assert.deepEqual(await throttle.check(alice), { allowed: true });
@@ -48,7 +49,7 @@ test('an account gets its free failures, then exponentially growing delays (1 s,
 });
 
 test('the lock: at lockAfter failures the account is locked for lockMs, and one more failure after it ends locks it again', async () => {
-  const throttle = new LoginThrottle(store.prisma, now);
+  const throttle = new LoginThrottle(new LoginThrottleCounters(store.prisma), now);
   const { lockAfter, lockMs } = DEFAULT_THROTTLE_POLICY.account;
   for (let i = 1; i < lockAfter; i++) {
     assert.deepEqual((await throttle.recordFailure(alice)).locked, []);
@@ -64,7 +65,7 @@ test('the lock: at lockAfter failures the account is locked for lockMs, and one 
 });
 
 test('the account key ignores case and surrounding space; other accounts are unaffected', async () => {
-  const throttle = new LoginThrottle(store.prisma, now, { ...DEFAULT_THROTTLE_POLICY, account: { ...DEFAULT_THROTTLE_POLICY.account, freeFailures: 1 } });
+  const throttle = new LoginThrottle(new LoginThrottleCounters(store.prisma), now, { ...DEFAULT_THROTTLE_POLICY, account: { ...DEFAULT_THROTTLE_POLICY.account, freeFailures: 1 } });
   await throttle.recordFailure({ username: ' Alice ', ip: '192.0.2.1' });
   assert.equal((await throttle.check({ username: 'alice', ip: '198.51.100.7' })).allowed, false);
   assert.equal((await throttle.check({ username: 'bob', ip: '198.51.100.7' })).allowed, true);
@@ -72,7 +73,7 @@ test('the account key ignores case and surrounding space; other accounts are una
 
 test('per client IP: failures across many usernames lock the IP, not the accounts', async () => {
   const policy: ThrottlePolicy = { ...DEFAULT_THROTTLE_POLICY, ip: { ...DEFAULT_THROTTLE_POLICY.ip, freeFailures: 100, lockAfter: 5 } };
-  const throttle = new LoginThrottle(store.prisma, now, policy);
+  const throttle = new LoginThrottle(new LoginThrottleCounters(store.prisma), now, policy);
   let outcome;
   for (let i = 0; i < 5; i++) outcome = await throttle.recordFailure({ username: `user${i}`, ip: '203.0.113.9' });
   assert.deepEqual(outcome!.locked.map((l) => l.scope), ['ip']);
@@ -82,7 +83,7 @@ test('per client IP: failures across many usernames lock the IP, not the account
 });
 
 test('a success clears the account counter but not the IP counter', async () => {
-  const throttle = new LoginThrottle(store.prisma, now);
+  const throttle = new LoginThrottle(new LoginThrottleCounters(store.prisma), now);
   for (let i = 0; i < 3; i++) await throttle.recordFailure(alice);
   await throttle.recordSuccess(alice);
   const rows = await store.prisma.loginThrottle.findMany({ orderBy: { key: 'asc' } });
@@ -90,7 +91,7 @@ test('a success clears the account counter but not the IP counter', async () => 
 });
 
 test('an old counter is forgotten: the next failure starts again at 1', async () => {
-  const throttle = new LoginThrottle(store.prisma, now);
+  const throttle = new LoginThrottle(new LoginThrottleCounters(store.prisma), now);
   for (let i = 0; i < 5; i++) await throttle.recordFailure(alice);
   clock.advance(DEFAULT_THROTTLE_POLICY.account.forgetAfterMs + 1);
   assert.deepEqual(await throttle.check(alice), { allowed: true });
@@ -100,7 +101,7 @@ test('an old counter is forgotten: the next failure starts again at 1', async ()
 });
 
 test('concurrent failures (as from several instances) are all counted: the increment is one atomic upsert', async () => {
-  const throttle = new LoginThrottle(store.prisma, now);
+  const throttle = new LoginThrottle(new LoginThrottleCounters(store.prisma), now);
   await Promise.all(Array.from({ length: 12 }, () => throttle.recordFailure(alice)));
   const row = await store.prisma.loginThrottle.findUnique({ where: { key: 'account:alice' } });
   assert.equal(row?.failures, 12);

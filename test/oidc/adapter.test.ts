@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { AdapterPayload } from 'oidc-provider';
-import { PrismaAdapter, purgeExpiredArtifacts } from '../../src/oidc/adapter.ts';
+import { PrismaAdapter, purgeExpiredArtifacts } from '../../src/store/oidc-artifacts.ts';
 import { migrate } from '../../src/store/migrate.ts';
 import type { Store } from '../../src/store/store.ts';
 import { TestClock } from '../support/clock.ts';

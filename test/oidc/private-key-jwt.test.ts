@@ -7,6 +7,7 @@ import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import * as oidc from 'openid-client';
 import { providerJwks } from '../../src/keys/keyset.ts';
 import { createProvider } from '../../src/oidc/provider.ts';
+import { oidcArtifactAdapters } from '../../src/store/oidc-adapters.ts';
 import { createTestDatabase, startServer, type TestDatabase, type TestServer } from '../support/harness.ts';
 import { ORDERS, postForm, relyingParty, seedOrders, verifyAccessToken } from './service-fixtures.ts';
 
@@ -92,7 +93,7 @@ test('RFC 7523 §2.2: private_key_jwt with keys fetched from the client jwks_uri
   // lets loopback through, the way the provider is rebuilt on a key reload.
   const { keyward } = server;
   keyward.provider.swap(createProvider({
-    issuer: keyward.config.issuer, prisma: keyward.store.prisma, clients: keyward.clients, roles: keyward.roles,
+    issuer: keyward.config.issuer, adapter: oidcArtifactAdapters(keyward.store.prisma, () => new Date()), revocations: keyward.revocations, clients: keyward.clients, roles: keyward.roles,
     resources: keyward.resources, now: () => new Date(), cookieKeys: ['test-only'], audit: keyward.audit,
     jwks: providerJwks(await keyward.keys.loadUsable()),
     extra: [{ fetch: (url: string | URL | Request, options?: RequestInit) => {

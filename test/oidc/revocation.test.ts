@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import * as oidc from 'openid-client';
-import { purgeRevokedTokens } from '../../src/oidc/jwt/revocation-list.ts';
+import { purgeRevokedTokens } from '../../src/store/revoked-tokens.ts';
 import { TestClock } from '../support/clock.ts';
 import { createTestDatabase, startServer, type TestDatabase, type TestServer } from '../support/harness.ts';
 import { auditEvents, basic, ORDERS, postForm, relyingParty, seedOrders } from './service-fixtures.ts';

@@ -1,9 +1,9 @@
 import { z } from 'zod';
-import { adminAudience } from '../../identity/bootstrap.ts';
+import { Conflict } from '../../domain/errors.ts';
+import { adminAudience } from '../../identity/admin-roles.ts';
 import type { ResourceService } from '../../identity/resources.ts';
 import type { RoleService } from '../../identity/roles.ts';
 import type { UserService } from '../../identity/users.ts';
-import { Conflict } from '../../identity/errors.ts';
 import { pageQuery, resourceCreate, resourcePatch, roleAssignment, roleCreate, rolePatch, userCreate, userPatch } from '../../identity/input.ts';
 import { decodeCursor, pageBody } from '../pagination.ts';
 import { defineRoute, type AdminRoute } from '../route.ts';

@@ -1,7 +1,6 @@
-import { queryAudit } from '../../audit/query.ts';
+import type { AuditQuery } from '../../audit/query.ts';
 import { keyRotate } from '../../keys/input.ts';
 import type { KeyView, RotateOptions } from '../../keys/service.ts';
-import type { PrismaClient } from '../../store/store.ts';
 import { decodeCursor, pageBody } from '../pagination.ts';
 import { defineRoute, type AdminRoute } from '../route.ts';
 import { pageOf } from '../schemas/common.ts';
@@ -34,15 +33,14 @@ export function keyRoutes(keys: AdminKeyService): AdminRoute[] {
   ];
 }
 
-export function auditRoutes(prisma: PrismaClient): AdminRoute[] {
+export function auditRoutes(audit: Pick<AuditQuery, 'find'>): AdminRoute[] {
   return [
     defineRoute({
       method: 'get', path: '/audit', operationId: 'listAuditEvents', tag: 'audit',
       summary: 'Audit events, newest first, filtered by type, actor and time',
       query: auditQuery,
       response: { status: 200, description: 'A page of audit events', schema: pageOf(auditView) },
-      handler: async ({ query }) => pageBody('audit', await queryAudit(
-        prisma,
+      handler: async ({ query }) => pageBody('audit', await audit.find(
         { type: query.type, actor: query.actor, since: query.since ? new Date(query.since) : undefined },
         { limit: query.limit, after: decodeCursor('audit', query.cursor) },
       )),

@@ -1,5 +1,5 @@
 import type { PrismaClient } from '../../store/store.ts';
-import type { ChangeFeed } from '../changes.ts';
+import type { ChangeFeed } from '../../store/changes.ts';
 import { include, toRecord, type ClientRecord, type ClientRow } from './rows.ts';
 
 /**

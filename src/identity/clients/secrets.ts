@@ -1,6 +1,6 @@
 import type { PrismaClient } from '../../store/store.ts';
-import type { ChangeFeed } from '../changes.ts';
-import { Invalid, NotFound } from '../errors.ts';
+import type { ChangeFeed } from '../../store/changes.ts';
+import { Invalid, NotFound } from '../../domain/errors.ts';
 import type { SecretHasher } from '../secrets.ts';
 import { isConfidential, parseStoredMetadata, type AuthMethod } from './metadata.ts';
 import type { ClientRecord } from './rows.ts';

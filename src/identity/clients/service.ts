@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import type { PrismaClient } from '../../store/store.ts';
-import type { ChangeFeed } from '../changes.ts';
-import { Conflict, Invalid, NotFound } from '../errors.ts';
-import { isMissingRow, isUniqueViolation, pageOf, type Page, type PageRequest } from '../page.ts';
+import type { ChangeFeed } from '../../store/changes.ts';
+import { Conflict, Invalid, NotFound } from '../../domain/errors.ts';
+import { pageOf, type Page, type PageRequest } from '../../domain/page.ts';
+import { isMissingRow, isUniqueViolation } from '../../store/prisma-errors.ts';
 import type { SecretHasher } from '../secrets.ts';
 import { ClientRecordCache } from './cache.ts';
 import { clientShapeIssues, isConfidential, metadataOf, type AuthMethod, type ClientMetadata, type GrantType } from './metadata.ts';

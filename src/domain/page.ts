@@ -19,13 +19,3 @@ export function pageOf<R, T>(rows: R[], limit: number, key: (row: R) => string, 
   const kept = more ? rows.slice(0, limit) : rows;
   return { items: kept.map(view), next: more && kept.length ? key(kept[kept.length - 1]!) : null };
 }
-
-/** True when Prisma reports a unique-constraint violation. */
-export function isUniqueViolation(error: unknown): boolean {
-  return (error as { code?: string }).code === 'P2002';
-}
-
-/** True when Prisma reports that the row to update or delete does not exist. */
-export function isMissingRow(error: unknown): boolean {
-  return (error as { code?: string }).code === 'P2025';
-}

@@ -1,6 +1,6 @@
 import type { Adapter, AdapterPayload } from 'oidc-provider';
-import type { PrismaClient } from '../../store/store.ts';
-import { PrismaAdapter } from '../adapter.ts';
+import type { PrismaClient } from './store.ts';
+import { PrismaAdapter } from './oidc-artifacts.ts';
 
 const MODEL = 'ReplayDetection';
 /** How long a claimed id is held if the request dies before oidc-provider records the real expiry. */

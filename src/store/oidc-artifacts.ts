@@ -1,10 +1,11 @@
 import type { Adapter, AdapterPayload } from 'oidc-provider';
-import type { PrismaClient } from '../store/store.ts';
+import type { PrismaClient } from './store.ts';
 
 /**
  * oidc-provider's storage contract on Prisma: every model (Session, Grant, AuthorizationCode,
  * RefreshToken, Interaction, ...) is a row of `oidc_artifacts` keyed by (model, id). Expired
- * rows are invisible on read and deleted in the background by `purgeExpiredArtifacts`.
+ * rows are invisible on read and deleted in the background by `purgeExpiredArtifacts`. The
+ * payload's accountId and clientId are copied into indexed columns for oidc-grants.ts.
  */
 export class PrismaAdapter implements Adapter {
   constructor(
@@ -20,6 +21,8 @@ export class PrismaAdapter implements Adapter {
       grantId: payload.grantId ?? null,
       userCode: payload.userCode ?? null,
       uid: payload.uid ?? null,
+      accountId: payload.accountId ?? null,
+      clientId: payload.clientId ?? null,
       expiresAt,
       consumedAt: payload.consumed ? new Date(Number(payload.consumed) * 1000) : null,
     };

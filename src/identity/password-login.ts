@@ -1,6 +1,6 @@
-import { hashPassword, needsRehash, verifyAgainstDummy, verifyPassword } from '../identity/passwords.ts';
 import type { Logger } from '../log/logger.ts';
-import type { PrismaClient } from '../store/store.ts';
+import { hashPassword, needsRehash, verifyAgainstDummy, verifyPassword } from './passwords.ts';
+import type { UserService } from './users.ts';
 
 export type Authentication =
   | { ok: true; userId: string; username: string; rehashed: boolean }
@@ -8,22 +8,19 @@ export type Authentication =
   | { ok: false; reason: 'disabled'; userId: string };
 
 /**
- * Password login against the user table. An unknown username costs one argon2 verification
+ * Password login against the user accounts. An unknown username costs one argon2 verification
  * (against a dummy hash) exactly like a wrong password, so neither the answer nor its timing
  * tells which accounts exist. A disabled account is only reported as such to someone who knew
  * its password.
  */
 export class PasswordAuthenticator {
   constructor(
-    private readonly prisma: PrismaClient,
+    private readonly users: Pick<UserService, 'credentials' | 'replacePasswordHash'>,
     private readonly logger: Logger,
   ) {}
 
   async authenticate(username: string, password: string): Promise<Authentication> {
-    const user = await this.prisma.user.findUnique({
-      where: { username },
-      select: { id: true, username: true, passwordHash: true, disabled: true },
-    });
+    const user = await this.users.credentials(username);
     if (!user) {
       await verifyAgainstDummy(password);
       return { ok: false, reason: 'invalid_credentials' };
@@ -34,17 +31,10 @@ export class PasswordAuthenticator {
     return { ok: true, userId: user.id, username: user.username, rehashed };
   }
 
-  /**
-   * Upgrades a hash made with weaker parameters; only if the hash is still the one we
-   * verified, so a concurrent password change by an admin is never overwritten.
-   */
+  /** Upgrades a hash made with weaker parameters (only while it is still the one verified). */
   async #rehash(userId: string, previous: string, password: string): Promise<boolean> {
     try {
-      const { count } = await this.prisma.user.updateMany({
-        where: { id: userId, passwordHash: previous },
-        data: { passwordHash: await hashPassword(password) },
-      });
-      return count === 1;
+      return await this.users.replacePasswordHash(userId, previous, await hashPassword(password));
     } catch (error) {
       // The login itself succeeded; the upgrade is retried on the next one.
       this.logger.warn({ err: (error as Error).message, userId }, 'password re-hash failed');

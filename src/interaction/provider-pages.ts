@@ -1,6 +1,6 @@
 import type { Configuration, KoaContextWithOIDC } from 'oidc-provider';
-import { formTarget, setPageHeaders } from '../interaction/headers.ts';
-import { errorPage, loggedOutPage, logoutPage, type ErrorView } from '../interaction/views.ts';
+import { formTarget, setPageHeaders } from './headers.ts';
+import { errorPage, loggedOutPage, logoutPage, type ErrorView } from './views.ts';
 
 /** Friendly words for the errors a person can land on (the rest get a generic page). */
 const ERROR_WORDS: Record<string, Omit<ErrorView, 'code' | 'description'>> = {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Sql } from '../store/sql.ts';
+import type { Sql } from './sql.ts';
 
 /** What changed: the in-process caches drop exactly that entry (or everything of a kind). */
 export interface Change {

@@ -1,0 +1,25 @@
+import type { PrismaClient } from './store.ts';
+
+/**
+ * Revoked JWT access tokens by `jti`, in the store so every instance sees them. A row is kept
+ * until the token would have expired anyway, then purged: an expired JWT fails verification on
+ * its own, so the list stays as small as the set of live revoked tokens.
+ */
+export class RevokedTokens {
+  constructor(private readonly prisma: PrismaClient) {}
+
+  async isRevoked(jti: string): Promise<boolean> {
+    return (await this.prisma.revokedToken.findUnique({ where: { jti }, select: { jti: true } })) !== null;
+  }
+
+  /** Idempotent: revoking a revoked token again is not an error (RFC 7009 §2.2). */
+  async revoke(jti: string, expiresAt: Date): Promise<void> {
+    await this.prisma.revokedToken.upsert({ where: { jti }, create: { jti, expiresAt }, update: {} });
+  }
+}
+
+/** Deletes revocation entries of tokens that have expired; returns how many. */
+export async function purgeRevokedTokens(prisma: PrismaClient, now: Date): Promise<number> {
+  const { count } = await prisma.revokedToken.deleteMany({ where: { expiresAt: { lt: now } } });
+  return count;
+}
