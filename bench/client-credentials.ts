@@ -104,7 +104,7 @@ function load(target: Target, connections: number, seconds: number): Promise<Fig
       connections,
       duration: seconds,
     }, (error, result) => {
-      if (error) return reject(error);
+      if (error) return reject(error instanceof Error ? error : new Error(String(error)));
       resolve({
         tokensPerSecond: result['2xx'] / result.duration,
         p50: result.latency.p50,

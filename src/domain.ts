@@ -24,7 +24,7 @@ export interface Domain {
   keys: KeyStore;
   audit: AuditWriter;
   /** Key-lifecycle settings; read on demand because token TTLs live in the store. */
-  keySettings(): Promise<LifecycleSettings>;
+  keySettings: () => Promise<LifecycleSettings>;
 }
 
 /** Builds the graph without starting anything (no timers, no LISTEN). */

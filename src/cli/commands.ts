@@ -15,7 +15,7 @@ type Values = Record<string, string | boolean | string[] | undefined>;
 export interface CommandInput {
   values: Values;
   positionals: string[];
-  readStdin(): Promise<string>;
+  readStdin: () => Promise<string>;
 }
 
 /** What a command printed: `value` for --json, `text` for people. */

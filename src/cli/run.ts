@@ -105,7 +105,7 @@ export async function run(argv: string[], io: Io, options: { store?: Store } = {
     const output = await command.run({ values, positionals, readStdin }, { store, ...(services ? { services } : {}) });
     if (command.changes && services) {
       const value = output.value as Record<string, unknown>;
-      const subject = positionals[0] ?? [value.client_id, value.id, value.name].find((v) => typeof v === 'string') as string | undefined;
+      const subject = positionals[0] ?? [value.client_id, value.id, value.name].find((v): v is string => typeof v === 'string');
       services.audit.record({ type: 'admin.change', actor: services.actor, subject, outcome: 'success', details: { action: command.name, via: 'cli' } });
     }
     print(output, values.json === true);

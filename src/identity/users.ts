@@ -93,7 +93,7 @@ export class UserService {
         include,
       });
       await this.changes.publish({ kind: 'user', id: row.id });
-      return toView(row as Row);
+      return toView(row);
     } catch (error) {
       if (isUniqueViolation(error)) throw new Conflict(`user ${input.username} already exists`, { username: 'already taken' });
       throw error;
@@ -103,7 +103,7 @@ export class UserService {
   async get(id: string): Promise<UserView> {
     const row = isUuid(id) ? await this.prisma.user.findUnique({ where: { id }, include }) : null;
     if (!row) throw new NotFound(`user ${id} does not exist`);
-    return toView(row as Row);
+    return toView(row);
   }
 
   /** Users ordered by id. */
@@ -129,7 +129,7 @@ export class UserService {
     try {
       const row = await this.prisma.user.update({ where: { id }, data, include });
       await this.changes.publish({ kind: 'user', id });
-      return toView(row as Row);
+      return toView(row);
     } catch (error) {
       if (isUniqueViolation(error)) throw new Conflict(`user ${patch.username ?? ''} already exists`, { username: 'already taken' });
       if (isMissingRow(error)) throw new NotFound(`user ${id} does not exist`);

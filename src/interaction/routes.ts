@@ -159,7 +159,7 @@ export function interactionRoutes(deps: InteractionDeps): Router {
   /** The interaction named by the browser's cookie; it must be the one in the URL. */
   async function load(ctx: Context, prompt?: 'login' | 'consent'): Promise<Interaction> {
     const interaction = await deps.provider.current.interactionDetails(ctx.req, ctx.res);
-    if (interaction.uid !== ctx.params.uid) throw new PageError(400, EXPIRED);
+    if (interaction.uid !== (ctx.params as Record<string, string | undefined>).uid) throw new PageError(400, EXPIRED);
     if (prompt && interaction.prompt.name !== prompt) throw new PageError(400, EXPIRED);
     return interaction;
   }

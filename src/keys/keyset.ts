@@ -15,6 +15,6 @@ export function providerJwks(keys: PrivateSigningKey[]): JWKS {
       const jwk: JWK = { ...key.privateJwk, kid: key.kid, alg: key.alg, use: 'sig' };
       if (key.state !== 'active') jwk.key_ops = ['verify'];
       return jwk;
-    }) as JWKS['keys'],
+    }),
   };
 }

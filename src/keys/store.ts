@@ -102,7 +102,7 @@ export class KeyStore {
         alg,
         use: 'sig',
         state,
-        publicJwk: pub as object,
+        publicJwk: pub,
         encryptedJwk: seal(this.kek, JSON.stringify(priv), kid),
         createdAt: at,
         activatedAt: state === 'active' ? at : null,

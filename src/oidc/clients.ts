@@ -32,7 +32,7 @@ export class ClientAdapter implements Adapter {
       ...(metadata.jwks_uri ? { jwks_uri: metadata.jwks_uri } : {}),
       ...this.#oidcScope(metadata.scope),
       ...(metadata.default_resource ? { default_resource: metadata.default_resource } : {}),
-    } as AdapterPayload;
+    };
   }
 
   #oidcScope(scope: string | undefined): { scope?: string } {

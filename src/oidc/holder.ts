@@ -15,7 +15,7 @@ export class ProviderHolder {
 
   constructor(provider: Provider) {
     this.#provider = provider;
-    this.#handler = provider.callback() as Handler;
+    this.#handler = provider.callback();
   }
 
   get current(): Provider {
@@ -28,7 +28,7 @@ export class ProviderHolder {
 
   swap(provider: Provider): void {
     this.#provider = provider;
-    this.#handler = provider.callback() as Handler;
+    this.#handler = provider.callback();
     for (const listener of this.#listeners) listener(provider);
   }
 

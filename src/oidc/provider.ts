@@ -43,13 +43,13 @@ export function mergeConfiguration(parts: Part[]): Configuration {
   for (const part of parts) {
     for (const [key, value] of Object.entries(part)) {
       if ((key === 'features' || key === 'ttl') && merged[key]) {
-        merged[key] = { ...(merged[key] as object), ...(value as object) };
+        merged[key] = { ...(merged[key]), ...(value as object) };
       } else {
         merged[key] = value;
       }
     }
   }
-  return merged as Configuration;
+  return merged;
 }
 
 /** Assembles an oidc-provider instance from the configuration parts of each concern. */

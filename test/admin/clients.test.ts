@@ -70,7 +70,7 @@ test('validation failures name every failing field (RFC 9457 extension `errors`)
   });
   assertProblem(res, 400);
   const fields = failingFields(res);
-  for (const field of ['client_name', 'grant_types[0]', 'roles[0]', 'first_party', 'unknown_field']) assert.ok(fields.includes(field), `${field} in ${fields}`);
+  for (const field of ['client_name', 'grant_types[0]', 'roles[0]', 'first_party', 'unknown_field']) assert.ok(fields.includes(field), `${field} in ${fields.join(', ')}`);
 });
 
 test('rules between fields: code needs a redirect URI, client_credentials needs authentication, private_key_jwt needs keys', async () => {
@@ -84,7 +84,7 @@ test('rules between fields: code needs a redirect URI, client_credentials needs 
   for (const [body, field] of cases) {
     const res = await call(server, admin.token, 'POST', '/clients', { client_name: 'x', ...body });
     assertProblem(res, 400);
-    assert.ok(failingFields(res).includes(field), `${JSON.stringify(body)} → ${failingFields(res)}`);
+    assert.ok(failingFields(res).includes(field), `${JSON.stringify(body)} → ${failingFields(res).join(', ')}`);
   }
 });
 

@@ -69,7 +69,7 @@ export async function call(server: TestServer, token: string | undefined, method
     // again, and every such retry is counted and reported; anything else fails the test.
     if (!(error instanceof TypeError) || !SAFE_METHODS.has(method.toUpperCase())) throw error;
     connectionRetries.count++;
-    process.stderr.write(`# ${method} ${path}: ${String((error as { cause?: unknown }).cause ?? error.message)}; sent again (retry ${connectionRetries.count})\n`);
+    process.stderr.write(`# ${method} ${path}: ${error.cause instanceof Error ? error.cause.message : error.message}; sent again (retry ${connectionRetries.count})\n`);
     res = await send();
   }
   const text = await res.text();

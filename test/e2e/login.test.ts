@@ -99,7 +99,7 @@ test('RFC 9700 §4.14.2: each refresh rotates the refresh token; reusing a rotat
   assert.ok(rotated.refresh_token);
   assert.notEqual(rotated.refresh_token, first);
   assert.deepEqual(rotated.claims()?.roles, ['staff'], 'the refreshed ID token still carries roles');
-  const next = await oidc.refreshTokenGrant(config, rotated.refresh_token!);
+  const next = await oidc.refreshTokenGrant(config, rotated.refresh_token);
 
   assert.equal(await oauthError(oidc.refreshTokenGrant(config, first)), 'invalid_grant');
   // Reuse detection: the newest token of the chain and its access token die too.

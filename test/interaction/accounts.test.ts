@@ -92,7 +92,7 @@ test('findAccount: sub is the user id, claims by scope source; disabled, deleted
   const ctx = {} as KoaContextWithOIDC;
   const account = await findAccount!(ctx, carl.id);
   assert.equal(account?.accountId, carl.id);
-  assert.deepEqual(await account!.claims('id_token', 'openid', {}, []), {
+  assert.deepEqual(await account.claims('id_token', 'openid', {}, []), {
     sub: carl.id, preferred_username: 'carl', name: 'CARL', email: 'carl@example.test', email_verified: false, roles: ['viewer'],
   });
   const off = await user('offline', 'pw', { disabled: true });

@@ -55,7 +55,7 @@ describe('signing-key lifecycle on one instance (injected clock)', () => {
       assert.equal(v.use, 'sig');
       assert.equal(v.activated_at, v.created_at);
       assert.equal(v.next_state, 'retiring');
-      assert.equal(Date.parse(v.next_transition_at!), Date.parse(v.activated_at!) + 30 * DAY);
+      assert.equal(Date.parse(v.next_transition_at!), Date.parse(v.activated_at) + 30 * DAY);
       assert.equal(JSON.stringify(v).includes('"d"'), false);
     }
   });

@@ -150,8 +150,8 @@ describe('revokeByGrantId', () => {
     const ids: Record<string, string[]> = {};
     for (const model of models) {
       ids[model] = [uniqueId(model), uniqueId(model)];
-      await adapter(model).upsert(ids[model]![0]!, { jti: ids[model]![0], kind: model, grantId: grant }, 600);
-      await adapter(model).upsert(ids[model]![1]!, { jti: ids[model]![1], kind: model, grantId: other }, 600);
+      await adapter(model).upsert(ids[model][0]!, { jti: ids[model][0], kind: model, grantId: grant }, 600);
+      await adapter(model).upsert(ids[model][1]!, { jti: ids[model][1], kind: model, grantId: other }, 600);
     }
     // The Grant itself: oidc-provider's revoke helper destroys it separately, and only when
     // revokeGrantPolicy says so (revoking an access token keeps the grant).

@@ -99,7 +99,7 @@ test('scope rule: a requested scope the roles do not permit is dropped', async (
   const res = await grant(reader, { resource: ORDERS, scope: 'orders:read orders:write' });
   assert.equal(res.status, 200, res.text);
   assert.equal(res.json?.scope, 'orders:read');
-  const { payload } = await verifyAccessToken(server.url, res.json!.access_token as string, ORDERS);
+  const { payload } = await verifyAccessToken(server.url, res.json.access_token as string, ORDERS);
   assert.equal(payload.scope, 'orders:read');
 });
 
@@ -114,7 +114,7 @@ test('scope rule: the union of the permissions of all the client roles is grante
   const res = await grant(both, { resource: ORDERS, scope: 'orders:read orders:write orders:admin' });
   assert.equal(res.status, 200, res.text);
   assert.equal(res.json?.scope, 'orders:read orders:write');
-  const { payload } = await verifyAccessToken(server.url, res.json!.access_token as string, ORDERS);
+  const { payload } = await verifyAccessToken(server.url, res.json.access_token as string, ORDERS);
   assert.deepEqual(payload.roles, ['orders-reader', 'orders-writer']);
 });
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { generateKeyPair, importJWK, SignJWT, decodeProtectedHeader, type JWK } from 'jose';
+import { generateKeyPair, importJWK, SignJWT, decodeProtectedHeader } from 'jose';
 import * as oidc from 'openid-client';
 import { TestClock } from '../support/clock.ts';
 import { createTestDatabase, startServer, type TestDatabase, type TestServer } from '../support/harness.ts';
@@ -105,7 +105,7 @@ test('RFC 7662 §2.2: a JWT signed by a key not in the key set (same kid, same c
 
 test('RFC 9068 §4: a JWT signed with Keyward\'s own key but not typed at+jwt (e.g. an ID token) is not an access token', async () => {
   const [key] = (await server.keyward.keys.loadUsable()).filter((k) => k.state === 'active' && k.alg === 'ES256');
-  const privateKey = await importJWK(key!.privateJwk as JWK, 'ES256');
+  const privateKey = await importJWK(key!.privateJwk, 'ES256');
   const now = Math.floor(Date.now() / 1000);
   const idTokenLike = await new SignJWT({ client_id: owner.id, aud: ORDERS, sub: owner.id, jti: 'not-an-access-token' })
     .setProtectedHeader({ alg: 'ES256', typ: 'JWT', kid: key!.kid }).setIssuer(server.url).setIssuedAt(now).setExpirationTime(now + 60).sign(privateKey);

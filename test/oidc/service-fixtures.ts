@@ -26,7 +26,7 @@ export async function relyingParty(url: string, clientId: string, auth: oidc.Cli
 export async function verifyAccessToken(url: string, token: string, audience: string): Promise<{ payload: JWTPayload; header: Record<string, unknown> }> {
   const jwks = createRemoteJWKSet(new URL(`${url}/jwks`));
   const { payload, protectedHeader } = await jwtVerify(token, jwks, { issuer: url, audience, typ: 'at+jwt' });
-  return { payload, header: protectedHeader as Record<string, unknown> };
+  return { payload, header: protectedHeader };
 }
 
 export function basic(clientId: string, secret: string): string {

@@ -33,7 +33,7 @@ after(async () => {
 
 test('the adapter fills account_id and client_id from the payload on every write', async () => {
   const grants = new PrismaAdapter(store.prisma, 'Grant', now);
-  await grants.upsert('g-columns', { accountId: ALICE, clientId: 'app', openid: { scope: 'openid' } } as never, 60);
+  await grants.upsert('g-columns', { accountId: ALICE, clientId: 'app', openid: { scope: 'openid' } }, 60);
   await new PrismaAdapter(store.prisma, 'Interaction', now).upsert('i-columns', { uid: 'u1' }, 60);
   const rows = await store.sql.query<{ id: string; account_id: string | null; client_id: string | null }>(
     `SELECT id, account_id, client_id FROM oidc_artifacts WHERE id IN ('g-columns', 'i-columns') ORDER BY id`,

@@ -24,5 +24,5 @@ export const SECRET_PLACEHOLDER = 'keyward:hashed-secret';
 export function installSecretVerification(provider: Provider, clients: SecretVerifier): void {
   provider.Client.prototype.compareClientSecret = function compareClientSecret(this: { clientId: string }, actual: string) {
     return clients.verifySecret(this.clientId, actual);
-  } as never;
+  };
 }

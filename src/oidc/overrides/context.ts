@@ -6,5 +6,5 @@ import type { KoaContextWithOIDC } from 'oidc-provider';
  * for unknown paths although the type says otherwise.
  */
 export function oidcOf(ctx: KoaContextWithOIDC): KoaContextWithOIDC['oidc'] | undefined {
-  return ctx.oidc as KoaContextWithOIDC['oidc'] | undefined;
+  return ctx.oidc;
 }
