@@ -1,6 +1,6 @@
 import type { PrismaClient } from '../store/store.ts';
 import type { ChangeFeed } from '../store/changes.ts';
-import { Conflict, NotFound } from '../domain/errors.ts';
+import { Conflict, Invalid, NotFound } from '../domain/errors.ts';
 import { pageOf, type Page, type PageRequest } from '../domain/page.ts';
 import { isMissingRow, isUniqueViolation } from '../store/prisma-errors.ts';
 import { ADMIN_READ_ROLE, ADMIN_ROLE } from './admin-roles.ts';
@@ -136,4 +136,12 @@ export class RoleService {
     // Users' and clients' role lists changed too.
     await this.changes.publish({ kind: 'user' });
   }
+}
+
+/** Rejects role names that do not exist, naming them (for assigning roles to users and clients). */
+export async function checkRoles(prisma: PrismaClient, roles: readonly string[]): Promise<void> {
+  if (!roles.length) return;
+  const found = await prisma.role.findMany({ where: { name: { in: [...roles] } }, select: { name: true } });
+  const missing = [...new Set(roles)].filter((r) => !found.some((f) => f.name === r));
+  if (missing.length) throw new Invalid(`unknown role(s): ${missing.join(', ')}`, { roles: `unknown: ${missing.join(', ')}` });
 }

@@ -1,10 +1,11 @@
 import type { PrismaClient } from '../store/store.ts';
 import type { ChangeFeed } from '../store/changes.ts';
-import { Conflict, Invalid, NotFound } from '../domain/errors.ts';
+import { Conflict, NotFound } from '../domain/errors.ts';
 import { pageOf, type Page, type PageRequest } from '../domain/page.ts';
 import { isMissingRow, isUniqueViolation } from '../store/prisma-errors.ts';
 import { isUuid } from './ids.ts';
 import { hashPassword } from './passwords.ts';
+import { checkRoles } from './roles.ts';
 
 export interface UserInput {
   username: string;
@@ -200,12 +201,4 @@ export class UserService {
     const rows = await this.prisma.userRole.findMany({ where: { userId: id }, select: { roleName: true } });
     return rows.map((r) => r.roleName).sort();
   }
-}
-
-/** Rejects role names that do not exist, naming them. */
-export async function checkRoles(prisma: PrismaClient, roles: string[]): Promise<void> {
-  if (!roles.length) return;
-  const found = await prisma.role.findMany({ where: { name: { in: roles } }, select: { name: true } });
-  const missing = [...new Set(roles)].filter((r) => !found.some((f) => f.name === r));
-  if (missing.length) throw new Invalid(`unknown role(s): ${missing.join(', ')}`, { roles: `unknown: ${missing.join(', ')}` });
 }

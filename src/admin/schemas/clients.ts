@@ -1,17 +1,10 @@
 import { z } from 'zod';
-import { AUTH_METHODS, GRANT_TYPES } from '../../identity/clients/index.ts';
+import { storedMetadata } from '../../identity/clients/index.ts';
 
 export const clientView = z.object({
   client_id: z.string(),
   client_name: z.string(),
-  grant_types: z.array(z.enum(GRANT_TYPES)),
-  redirect_uris: z.array(z.string()),
-  post_logout_redirect_uris: z.array(z.string()),
-  token_endpoint_auth_method: z.enum(AUTH_METHODS),
-  jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())) }).optional(),
-  jwks_uri: z.string().optional(),
-  scope: z.string().optional(),
-  default_resource: z.string().optional(),
+  ...storedMetadata.shape,
   roles: z.array(z.string()),
   first_party: z.boolean(),
   resource_server: z.string().nullable(),

@@ -23,7 +23,7 @@ export interface ClientMetadata {
 }
 
 /** The `metadata` JSON column read back; a row that does not match is a bug, not input. */
-const storedMetadata: z.ZodType<ClientMetadata> = z.object({
+export const storedMetadata = z.object({
   grant_types: z.array(z.enum(GRANT_TYPES)),
   redirect_uris: z.array(z.string()),
   post_logout_redirect_uris: z.array(z.string()),
@@ -35,7 +35,9 @@ const storedMetadata: z.ZodType<ClientMetadata> = z.object({
 });
 
 export function parseStoredMetadata(json: unknown): ClientMetadata {
-  return storedMetadata.parse(json);
+  // The parsed shape is assignable to ClientMetadata; the annotation keeps the two in step.
+  const metadata: ClientMetadata = storedMetadata.parse(json);
+  return metadata;
 }
 
 export function isConfidential(method: AuthMethod): boolean {

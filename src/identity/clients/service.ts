@@ -4,9 +4,10 @@ import type { ChangeFeed } from '../../store/changes.ts';
 import { Conflict, Invalid, NotFound } from '../../domain/errors.ts';
 import { pageOf, type Page, type PageRequest } from '../../domain/page.ts';
 import { isMissingRow, isUniqueViolation } from '../../store/prisma-errors.ts';
+import { checkRoles } from '../roles.ts';
 import type { SecretHasher } from '../secrets.ts';
 import { ClientRecordCache } from './cache.ts';
-import { clientShapeIssues, isConfidential, metadataOf, type AuthMethod, type ClientMetadata, type GrantType } from './metadata.ts';
+import { clientShapeIssues, isConfidential, metadataOf, type AuthMethod, type ClientMetadata, type GrantType, type MetadataInput } from './metadata.ts';
 import { include, toView, type ClientRecord, type ClientRow, type ClientView } from './rows.ts';
 import { ClientSecrets } from './secrets.ts';
 
@@ -30,16 +31,8 @@ export interface ClientInput {
 }
 
 /** A partial update; `null` clears an optional field. Secrets change only through rotateSecret. */
-export interface ClientPatch {
+export interface ClientPatch extends Partial<MetadataInput> {
   client_name?: string | undefined;
-  grant_types?: GrantType[] | undefined;
-  redirect_uris?: string[] | undefined;
-  post_logout_redirect_uris?: string[] | undefined;
-  token_endpoint_auth_method?: AuthMethod | undefined;
-  jwks?: { keys: object[] } | null | undefined;
-  jwks_uri?: string | null | undefined;
-  scope?: string | null | undefined;
-  default_resource?: string | null | undefined;
   roles?: string[] | undefined;
   first_party?: boolean | undefined;
   resource_server?: string | null | undefined;
@@ -97,7 +90,7 @@ export class ClientService {
     checkShape(metadata);
     const clientId = input.client_id ?? randomBytes(16).toString('base64url');
     const secret = this.#secrets.initial(metadata.token_endpoint_auth_method, input.client_secret);
-    await this.#checkRoles(input.roles ?? []);
+    await checkRoles(this.prisma, input.roles ?? []);
     await this.#checkResourceServer(input.resource_server);
     try {
       const row = await this.prisma.client.create({
@@ -156,7 +149,7 @@ export class ClientService {
     const merged = { ...current, ...defined };
     const metadata = metadataOf(merged);
     checkShape(metadata);
-    if (patch.roles) await this.#checkRoles(patch.roles);
+    if (patch.roles) await checkRoles(this.prisma, patch.roles);
     if (patch.resource_server) await this.#checkResourceServer(patch.resource_server);
     const dropSecrets = !isConfidential(metadata.token_endpoint_auth_method);
     try {
@@ -204,12 +197,5 @@ export class ClientService {
     if (!identifier) return;
     const found = await this.prisma.resourceServer.count({ where: { identifier } });
     if (!found) throw new Invalid(`unknown resource server: ${identifier}`, { resource_server: 'no resource server has this identifier' });
-  }
-
-  async #checkRoles(roles: string[]): Promise<void> {
-    if (!roles.length) return;
-    const found = await this.prisma.role.findMany({ where: { name: { in: roles } }, select: { name: true } });
-    const missing = roles.filter((r) => !found.some((f) => f.name === r));
-    if (missing.length) throw new Invalid(`unknown role(s): ${missing.join(', ')}`, { roles: `unknown: ${missing.join(', ')}` });
   }
 }

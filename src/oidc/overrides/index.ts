@@ -32,12 +32,13 @@
  * Supported extension points are used wherever one exists (configuration, `grant.*` events,
  * `getResourceServerInfo`, `extraClientMetadata`); none exists for the points above.
  */
-import type { Provider } from 'oidc-provider';
+import type { KoaContextWithOIDC, Provider } from 'oidc-provider';
 import { JwtTokenEndpoints, type JwtEndpointDeps } from '../jwt/endpoints.ts';
-import { installClientChallenge } from './client-challenge.ts';
+import { addClientChallenge } from './client-challenge.ts';
 import { installSecretVerification, type SecretVerifier } from './client-secret.ts';
-import { installJwtTokenAnswers } from './jwt-token-refusal.ts';
-import { installUnauthorizedClient } from './unauthorized-client.ts';
+import { oidcOf } from './context.ts';
+import { answerJwtTokens } from './jwt-token-refusal.ts';
+import { answerUnauthorizedClient } from './unauthorized-client.ts';
 
 export { SECRET_PLACEHOLDER } from './client-secret.ts';
 export { narrowRequestedScope, requestedScopes } from './requested-scope.ts';
@@ -51,9 +52,16 @@ export interface OverrideDeps {
 /** Installs every override on a freshly built Provider (once per instance). */
 export function installOverrides(provider: Provider, deps: OverrideDeps): void {
   installSecretVerification(provider, deps.clients);
-  // provider.use nests in call order, so the JWT answers (innermost) turn their 400 into a 200
-  // before the two above look at the status.
-  installUnauthorizedClient(provider);
-  installClientChallenge(provider);
-  installJwtTokenAnswers(provider, new JwtTokenEndpoints(deps.jwtTokens));
+  const jwtTokens = new JwtTokenEndpoints(deps.jwtTokens);
+  // One middleware around every route (it sits on the token endpoint's path), its steps in
+  // order: the JWT answers first turn their 400 into a 200, so the later steps, which look at
+  // the status, leave those alone.
+  provider.use(async (ctx, next) => {
+    await next();
+    const oidc = oidcOf(ctx as KoaContextWithOIDC);
+    if (!oidc) return;
+    await answerJwtTokens(ctx as KoaContextWithOIDC, oidc, jwtTokens);
+    answerUnauthorizedClient(ctx as KoaContextWithOIDC, oidc);
+    addClientChallenge(ctx as KoaContextWithOIDC, oidc, provider.issuer);
+  });
 }

@@ -1,6 +1,5 @@
-import type { KoaContextWithOIDC, Provider } from 'oidc-provider';
+import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { JwtTokenRequest } from '../jwt/endpoints.ts';
-import { oidcOf } from './context.ts';
 
 /** Keyward's own answers for JWT access tokens (jwt/endpoints.ts). */
 export interface JwtTokenAnswers {
@@ -17,18 +16,14 @@ export interface JwtTokenAnswers {
  * its refusal is replaced, only once it has authenticated the client. Opaque tokens (refresh
  * tokens, ...) never reach this code.
  */
-export function installJwtTokenAnswers(provider: Provider, answers: JwtTokenAnswers): void {
-  provider.use(async (ctx, next) => {
-    await next();
-    const oidc = oidcOf(ctx as KoaContextWithOIDC);
-    if (!oidc || (oidc.route !== 'introspection' && oidc.route !== 'revocation')) return;
-    const refusedAsJwt = ctx.status === 400 && (ctx.body as { error?: string } | undefined)?.error === 'unsupported_token_type';
-    const token = oidc.params?.token;
-    if (!refusedAsJwt || !oidc.client || typeof token !== 'string') return;
+export async function answerJwtTokens(ctx: KoaContextWithOIDC, oidc: KoaContextWithOIDC['oidc'], answers: JwtTokenAnswers): Promise<void> {
+  if (oidc.route !== 'introspection' && oidc.route !== 'revocation') return;
+  const refusedAsJwt = ctx.status === 400 && (ctx.body as { error?: string } | undefined)?.error === 'unsupported_token_type';
+  const token = oidc.params?.token;
+  if (!refusedAsJwt || !oidc.client || typeof token !== 'string') return;
 
-    const request = { requester: oidc.client.clientId, token, ip: ctx.ip };
-    const body = oidc.route === 'introspection' ? await answers.introspect(request) : await answers.revoke(request).then(() => '');
-    ctx.status = 200;
-    ctx.body = body;
-  });
+  const request = { requester: oidc.client.clientId, token, ip: ctx.ip };
+  const body = oidc.route === 'introspection' ? await answers.introspect(request) : await answers.revoke(request).then(() => '');
+  ctx.status = 200;
+  ctx.body = body;
 }

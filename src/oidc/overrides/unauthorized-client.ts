@@ -1,4 +1,4 @@
-import type { KoaContextWithOIDC, Provider } from 'oidc-provider';
+import type { KoaContextWithOIDC } from 'oidc-provider';
 import { oidcOf } from './context.ts';
 
 /**
@@ -32,17 +32,12 @@ export function tokenErrorAnswered(ctx: KoaContextWithOIDC, error: string | unde
  * `unauthorized_client`; oidc-provider answers `invalid_request` and offers no hook or
  * error override for that check, so the rendered body is replaced afterwards.
  */
-export function installUnauthorizedClient(provider: Provider): void {
-  provider.use(async (ctx, next) => {
-    await next();
-    const body = ctx.body as { error?: string } | undefined;
-    if (ctx.status !== 400) return;
-    const answered = tokenErrorAnswered(ctx as KoaContextWithOIDC, body?.error);
-    if (answered === 'unauthorized_client' && answered !== body?.error) {
-      ctx.body = {
-        error: answered,
-        error_description: `this client may not use the ${String(oidcOf(ctx as KoaContextWithOIDC)?.params?.grant_type)} grant type`,
-      };
-    }
-  });
+export function answerUnauthorizedClient(ctx: KoaContextWithOIDC, oidc: KoaContextWithOIDC['oidc']): void {
+  if (ctx.status !== 400) return;
+  const body = ctx.body as { error?: string } | undefined;
+  if (tokenErrorAnswered(ctx, body?.error) !== 'unauthorized_client') return;
+  ctx.body = {
+    error: 'unauthorized_client',
+    error_description: `this client may not use the ${String(oidc.params?.grant_type)} grant type`,
+  };
 }
