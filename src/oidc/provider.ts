@@ -1,5 +1,5 @@
 import type { JWK } from 'jose';
-import Provider, { type Adapter, type Configuration, type JWKS } from 'oidc-provider';
+import Provider, { type Configuration, type JWKS } from 'oidc-provider';
 import type { ClientService } from '../identity/clients/index.ts';
 import type { ResourceService } from '../identity/resources.ts';
 import type { RoleService } from '../identity/roles.ts';
@@ -10,6 +10,7 @@ import type { RevocationList } from './jwt/revocation-list.ts';
 import { installOverrides } from './overrides/index.ts';
 import { policyConfiguration } from './policy.ts';
 import { resourceConfiguration } from './resources.ts';
+import { singleUse, type ArtifactAdapter } from './single-use.ts';
 import { installTokenAudit, type AuditSink } from './token-audit.ts';
 
 export interface ProviderDeps {
@@ -17,7 +18,7 @@ export interface ProviderDeps {
   /** Trusted reverse proxies in front; see http/app.ts. */
   proxyHops?: number;
   /** Storage for every model but Client (src/store/oidc-adapters.ts). */
-  adapter: (model: string) => Adapter;
+  adapter: (model: string) => ArtifactAdapter;
   /** Revoked JWT access tokens, shared with the admin API's verifier. */
   revocations: RevocationList;
   clients: ClientService;
@@ -56,11 +57,12 @@ export function mergeConfiguration(parts: Part[]): Configuration {
 export function createProvider(deps: ProviderDeps): Provider {
   // The client adapter needs the final scope list (see ClientAdapter), hence the late binding.
   let clientAdapter: ClientAdapter | undefined;
+  let provider: Provider | undefined;
   const configuration = mergeConfiguration([
     {
       adapter: (name: string) => {
         if (name === 'Client') return clientAdapter!;
-        return deps.adapter(name);
+        return singleUse(name, deps.adapter(name), () => provider!);
       },
       jwks: deps.jwks,
       cookies: { keys: deps.cookieKeys },
@@ -72,7 +74,7 @@ export function createProvider(deps: ProviderDeps): Provider {
     ...(deps.extra ?? []),
   ]);
   clientAdapter = new ClientAdapter(deps.clients, oidcScopesOf(configuration));
-  const provider = new Provider(deps.issuer, configuration);
+  provider = new Provider(deps.issuer, configuration);
   // Behind a TLS-terminating load balancer the issuer is https while the socket is not.
   provider.proxy = (deps.proxyHops ?? 0) > 0;
   provider.maxIpsCount = deps.proxyHops ?? 0;

@@ -46,11 +46,24 @@ export class PrismaAdapter implements Adapter {
   }
 
   async consume(id: string): Promise<void> {
+    await this.consumeOnce(id);
+  }
+
+  /**
+   * Marks the artifact consumed unless it already is, in one conditional write
+   * (`UPDATE … WHERE consumed_at IS NULL`): of any number of concurrent calls exactly one gets
+   * true. False when it was already consumed or is gone (src/oidc/single-use.ts fails the request).
+   */
+  async consumeOnce(id: string): Promise<boolean> {
     const consumedAt = this.now();
     const row = await this.prisma.oidcArtifact.findUnique({ where: { model_id: { model: this.model, id } } });
-    if (!row) return;
+    if (!row || row.consumedAt) return false;
     const payload = { ...(row.payload as object), consumed: Math.floor(consumedAt.getTime() / 1000) };
-    await this.prisma.oidcArtifact.updateMany({ where: { model: this.model, id }, data: { consumedAt, payload } });
+    const { count } = await this.prisma.oidcArtifact.updateMany({
+      where: { model: this.model, id, consumedAt: null },
+      data: { consumedAt, payload },
+    });
+    return count === 1;
   }
 
   async destroy(id: string): Promise<void> {

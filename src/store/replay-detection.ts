@@ -43,6 +43,8 @@ export class ReplayDetectionAdapter implements Adapter {
   }
 
   async consume(): Promise<void> {}
+  /** Nothing of this model is ever consumed. */
+  async consumeOnce(): Promise<boolean> { return true; }
   async findByUid(): Promise<undefined> { return undefined; }
   async findByUserCode(): Promise<undefined> { return undefined; }
   async revokeByGrantId(): Promise<void> {}

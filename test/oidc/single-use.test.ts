@@ -1,0 +1,80 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { createTestDatabase, startServer, type TestDatabase, type TestServer } from '../support/harness.ts';
+import { postForm } from './service-fixtures.ts';
+import { authorize, codeGrant, refreshGrant, seedUserFlow, type UserFlow } from './user-flow.ts';
+
+/**
+ * Single use under concurrency: requests fired together (one Promise.all over fetch), so
+ * they interleave between oidc-provider's read of the artifact and its consumption.
+ */
+let db: TestDatabase;
+let server: TestServer;
+let flow: UserFlow;
+const PARALLEL = 6;
+
+before(async () => {
+  db = await createTestDatabase();
+  server = await startServer(db);
+  flow = await seedUserFlow(server.keyward);
+});
+after(async () => {
+  await server?.stop();
+  await db?.drop();
+});
+
+const token = (body: Record<string, string>) => postForm(server.url, '/token', body);
+
+test('RFC 6749 §4.1.2: a code redeemed by parallel requests gives exactly one token set, and the grant is revoked', async () => {
+  for (let trial = 0; trial < 3; trial++) {
+    const code = await authorize(server.url, flow);
+    const answers = await Promise.all(Array.from({ length: PARALLEL }, () => token(codeGrant(flow, code))));
+    const won = answers.filter((a) => a.status === 200);
+    assert.equal(won.length, 1, `trial ${trial}: ${answers.map((a) => a.status).join(',')}`);
+    for (const lost of answers.filter((a) => a.status !== 200)) {
+      assert.equal(lost.status, 400);
+      assert.equal(lost.json?.error, 'invalid_grant');
+    }
+    // As for a sequential replay (RFC 6749 §4.1.2 "SHOULD revoke"): the winner's tokens die too.
+    const refresh = await token(refreshGrant(flow, won[0]!.json!.refresh_token as string));
+    assert.equal(refresh.status, 400, refresh.text);
+    assert.equal(refresh.json?.error, 'invalid_grant');
+  }
+});
+
+test('RFC 6749 §4.1.2: a code replayed after its redemption is refused and revokes the grant', async () => {
+  const code = await authorize(server.url, flow);
+  const first = await token(codeGrant(flow, code));
+  assert.equal(first.status, 200, first.text);
+  const replay = await token(codeGrant(flow, code));
+  assert.equal(replay.json?.error, 'invalid_grant');
+  assert.equal((await token(refreshGrant(flow, first.json!.refresh_token as string))).json?.error, 'invalid_grant');
+});
+
+test('RFC 9700 §4.14.2: parallel refreshes of one refresh token give one new token set, and the grant is revoked', async () => {
+  for (let trial = 0; trial < 3; trial++) {
+    const code = await authorize(server.url, flow);
+    const issued = await token(codeGrant(flow, code));
+    assert.equal(issued.status, 200, issued.text);
+    const refreshToken = issued.json!.refresh_token as string;
+    const answers = await Promise.all(Array.from({ length: PARALLEL }, () => token(refreshGrant(flow, refreshToken))));
+    const won = answers.filter((a) => a.status === 200);
+    assert.equal(won.length, 1, `trial ${trial}: ${answers.map((a) => `${a.status} ${String(a.json?.error_description)}`).join(', ')}`);
+    for (const lost of answers.filter((a) => a.status !== 200)) assert.equal(lost.json?.error, 'invalid_grant');
+    // Reuse detected: the chain the winner started is dead as well.
+    const next = await token(refreshGrant(flow, won[0]!.json!.refresh_token as string));
+    assert.equal(next.status, 400, next.text);
+    assert.equal(next.json?.error, 'invalid_grant');
+  }
+});
+
+test('RFC 9700 §4.14.2: a rotated refresh token used sequentially still works once, then reuse revokes the chain', async () => {
+  const code = await authorize(server.url, flow);
+  const issued = await token(codeGrant(flow, code));
+  const first = issued.json!.refresh_token as string;
+  const rotated = await token(refreshGrant(flow, first));
+  assert.equal(rotated.status, 200, rotated.text);
+  assert.notEqual(rotated.json!.refresh_token, first);
+  assert.equal((await token(refreshGrant(flow, first))).json?.error, 'invalid_grant');
+  assert.equal((await token(refreshGrant(flow, rotated.json!.refresh_token as string))).json?.error, 'invalid_grant');
+});
