@@ -127,6 +127,15 @@ describe('consume and destroy', () => {
     assert.equal((await adapter('AuthorizationCode').find(id))?.consumed, expected);
   });
 
+  test('RFC 6749 §4.1.2: of concurrent consumeOnce calls on one artifact exactly one wins, each from its own adapter', async () => {
+    const id = uniqueId('code');
+    await adapter('AuthorizationCode').upsert(id, { jti: id, kind: 'AuthorizationCode', clientId: 'web' }, 60);
+    const results = await Promise.all(Array.from({ length: 8 }, () => adapter('AuthorizationCode').consumeOnce(id)));
+    assert.equal(results.filter(Boolean).length, 1);
+    assert.equal(await adapter('AuthorizationCode').consumeOnce(id), false);
+    assert.equal(await adapter('AuthorizationCode').consumeOnce('never-stored'), false);
+  });
+
   test('consume of an unknown id is a no-op', async () => {
     await adapter('AuthorizationCode').consume('never-stored');
     assert.equal(await adapter('AuthorizationCode').find('never-stored'), undefined);
