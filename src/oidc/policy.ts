@@ -21,7 +21,6 @@ export function policyConfiguration(): Partial<Configuration> {
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
-      introspection: { enabled: true },
       revocation: { enabled: true },
     },
     ttl: {

@@ -11,6 +11,7 @@ import { installOverrides } from './overrides/index.ts';
 import { policyConfiguration } from './policy.ts';
 import { resourceConfiguration } from './resources.ts';
 import { singleUse, type ArtifactAdapter } from './single-use.ts';
+import { introspectionConfiguration } from './token-visibility.ts';
 import { installTokenAudit, type AuditSink } from './token-audit.ts';
 
 export interface ProviderDeps {
@@ -70,6 +71,7 @@ export function createProvider(deps: ProviderDeps): Provider {
     policyConfiguration(),
     clientConfiguration(),
     resourceConfiguration(deps),
+    introspectionConfiguration(deps.clients),
     claimsConfiguration({ clients: deps.clients, ...(deps.userRoles ? { userRoles: deps.userRoles } : {}) }),
     ...(deps.extra ?? []),
   ]);

@@ -5,6 +5,7 @@ import * as oidc from 'openid-client';
 import { TestClock } from '../support/clock.ts';
 import { createTestDatabase, startServer, type TestDatabase, type TestServer } from '../support/harness.ts';
 import { basic, ORDERS, postForm, relyingParty, seedOrders } from './service-fixtures.ts';
+import { authorize, clientAuth, codeGrant, seedUserFlow, type UserFlow } from './user-flow.ts';
 
 type Client = { id: string; secret: string };
 let db: TestDatabase;
@@ -158,3 +159,34 @@ test('RFC 7662 §4: the introspection response is not cacheable', async () => {
   assert.match(res.headers.get('cache-control') ?? '', /no-store/);
 });
 
+
+/** A confidential user-flow client's opaque access token (userinfo only) and refresh token. */
+async function opaqueTokens(): Promise<{ flow: UserFlow; accessToken: string; refreshToken: string }> {
+  const flow = await seedUserFlow(server.keyward, { token_endpoint_auth_method: 'client_secret_basic' });
+  const code = await authorize(server.url, flow);
+  const res = await postForm(server.url, '/token', codeGrant(flow, code), clientAuth(flow));
+  assert.equal(res.status, 200, res.text);
+  const accessToken = res.json!.access_token as string;
+  assert.equal(accessToken.split('.').length, 1, 'a userinfo-only access token is opaque');
+  return { flow, accessToken, refreshToken: res.json!.refresh_token as string };
+}
+
+test('RFC 7662 §2.2: the client an opaque access or refresh token was issued to sees it active', async () => {
+  const { flow, accessToken, refreshToken } = await opaqueTokens();
+  const self = { id: flow.clientId, secret: flow.secret! };
+  const at = await introspect(self, accessToken);
+  assert.equal(at.active, true);
+  assert.equal(at.client_id, flow.clientId);
+  assert.equal(at.sub, flow.user.id);
+  const rt = await introspect(self, refreshToken);
+  assert.equal(rt.active, true);
+  assert.equal(rt.client_id, flow.clientId);
+});
+
+test('RFC 7662 §2.2: another client, an API\'s client included, gets {"active": false} for an opaque access or refresh token', async () => {
+  const { accessToken, refreshToken } = await opaqueTokens();
+  for (const requester of [stranger, api, owner]) {
+    assert.deepEqual(await introspect(requester, accessToken), { active: false });
+    assert.deepEqual(await introspect(requester, refreshToken), { active: false });
+  }
+});

@@ -12,16 +12,18 @@ export const REDIRECT_URI = 'http://127.0.0.1:9/cb';
 
 export interface UserFlow {
   clientId: string;
+  /** Set for a confidential client (metadata `token_endpoint_auth_method: 'client_secret_basic'`). */
+  secret?: string;
   user: TestUser;
 }
 
 /** A first-party public client (no consent page) and a user. */
 export async function seedUserFlow(keyward: Keyward, metadata: Record<string, unknown> = {}): Promise<UserFlow> {
-  const { client } = await keyward.clients.create({
+  const { client, client_secret: secret } = await keyward.clients.create({
     client_name: 'Flow test', grant_types: ['authorization_code', 'refresh_token'], redirect_uris: [REDIRECT_URI],
     token_endpoint_auth_method: 'none', first_party: true, ...metadata,
   });
-  return { clientId: client.client_id, user: await createUser(keyward) };
+  return { clientId: client.client_id, ...(secret ? { secret } : {}), user: await createUser(keyward) };
 }
 
 export interface Code {
@@ -91,4 +93,9 @@ export function codeGrant(flow: UserFlow, code: Code, extra: Record<string, stri
 
 export function refreshGrant(flow: UserFlow, refreshToken: string, extra: Record<string, string> = {}): Record<string, string> {
   return { grant_type: 'refresh_token', client_id: flow.clientId, refresh_token: refreshToken, ...extra };
+}
+
+/** Headers authenticating the flow's client at the token endpoint (none for a public client). */
+export function clientAuth(flow: UserFlow): Record<string, string> {
+  return flow.secret ? { authorization: `Basic ${Buffer.from(`${encodeURIComponent(flow.clientId)}:${encodeURIComponent(flow.secret)}`).toString('base64')}` } : {};
 }

@@ -2,6 +2,7 @@ import type { AuditEvent } from '../../audit/events.ts';
 import type { ClientService } from '../../identity/clients/index.ts';
 import { audiencesOf, type AccessTokenClaims, type AccessTokenVerifier } from './access-token.ts';
 import type { RevocationList } from './revocation-list.ts';
+import { maySee } from '../token-visibility.ts';
 
 export interface JwtEndpointDeps {
   verifier: AccessTokenVerifier;
@@ -51,18 +52,9 @@ export class JwtTokenEndpoints {
 
   async #visible({ requester, token }: JwtTokenRequest): Promise<AccessTokenClaims | undefined> {
     const claims = await this.deps.verifier.verify(token);
-    return claims !== undefined && (await maySee(this.deps.clients, requester, claims)) ? claims : undefined;
+    if (claims === undefined) return undefined;
+    return (await maySee(this.deps.clients, requester, { clientId: claims.client_id, audiences: audiencesOf(claims) })) ? claims : undefined;
   }
-}
-
-/**
- * Who may introspect or revoke a token: the client it was issued to, and an API's own client
- * (`resource_server`) for tokens addressed to that API. Everyone else learns nothing.
- */
-async function maySee(clients: ClientService, requester: string, claims: AccessTokenClaims): Promise<boolean> {
-  if (claims.client_id === requester) return true;
-  const api = (await clients.record(requester))?.resourceServer;
-  return !!api && audiencesOf(claims).includes(api);
 }
 
 /** RFC 7662 §2.2 response members for an active token, plus Keyward's `roles`. */
