@@ -35,9 +35,9 @@ export function policyConfiguration(): Partial<Configuration> {
       // (`iiat`), so a chain of rotations never outlives REFRESH_TOKEN_LIFETIME.
       RefreshToken: (_ctx, token) => Math.max(1, REFRESH_TOKEN_LIFETIME - token.totalLifetime()),
     },
-    // RFC 9700 §4.14.2: every refresh rotates; presenting a used one (reuse) makes
-    // oidc-provider revoke the whole grant, so a stolen token dies with the legitimate one.
-    rotateRefreshToken: true,
+    // RFC 9700 §4.14.2: every refresh rotates (refresh-rotation.ts, which checks the resource
+    // first); presenting a used one (reuse) makes oidc-provider revoke the whole grant, so a
+    // stolen token dies with the legitimate one (single-use.ts: also when the two race).
     // Exact redirect-URI matching, always stated in the request (no implicit default).
     allowOmittingSingleRegisteredRedirectUri: false,
   };

@@ -9,7 +9,8 @@ import { AccessTokenVerifier } from './jwt/access-token.ts';
 import type { RevocationList } from './jwt/revocation-list.ts';
 import { installOverrides } from './overrides/index.ts';
 import { policyConfiguration } from './policy.ts';
-import { resourceConfiguration } from './resources.ts';
+import { refreshRotationConfiguration } from './refresh-rotation.ts';
+import { resourceConfiguration, resourceServerInfo } from './resources.ts';
 import { singleUse, type ArtifactAdapter } from './single-use.ts';
 import { introspectionConfiguration } from './token-visibility.ts';
 import { installTokenAudit, type AuditSink } from './token-audit.ts';
@@ -72,6 +73,7 @@ export function createProvider(deps: ProviderDeps): Provider {
     clientConfiguration(),
     resourceConfiguration(deps),
     introspectionConfiguration(deps.clients),
+    refreshRotationConfiguration((ctx, resource, client) => resourceServerInfo(deps, ctx, resource, client)),
     claimsConfiguration({ clients: deps.clients, ...(deps.userRoles ? { userRoles: deps.userRoles } : {}) }),
     ...(deps.extra ?? []),
   ]);

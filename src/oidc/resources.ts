@@ -30,21 +30,24 @@ export function resourceConfiguration(deps: ResourceDeps): Partial<Configuration
           return fallback;
         },
         useGrantedResource: async () => true,
-        getResourceServerInfo: async (ctx, resourceIndicator, client): Promise<ResourceServer> => {
-          const server = await deps.resources.byIdentifier(resourceIndicator);
-          if (!server) throw new errors.InvalidTarget(`unknown resource: ${resourceIndicator}`);
-          const allowed = await allowedScopes(deps, ctx, client.clientId, server.scopes);
-          if (isClientCredentials(ctx)) applyScopeRule(ctx, allowed);
-          return {
-            scope: allowed.join(' '),
-            audience: server.identifier,
-            accessTokenTTL: server.accessTokenTtl,
-            accessTokenFormat: 'jwt',
-            jwt: { sign: { alg: server.signingAlg } },
-          };
-        },
+        getResourceServerInfo: (ctx, resourceIndicator, client) => resourceServerInfo(deps, ctx, resourceIndicator, client),
       },
     },
+  };
+}
+
+/** The registry's answer for a resource: its scopes this client may get, audience, TTL and format. */
+export async function resourceServerInfo(deps: ResourceDeps, ctx: KoaContextWithOIDC, resourceIndicator: string, client: Client): Promise<ResourceServer> {
+  const server = await deps.resources.byIdentifier(resourceIndicator);
+  if (!server) throw new errors.InvalidTarget(`unknown resource: ${resourceIndicator}`);
+  const allowed = await allowedScopes(deps, ctx, client.clientId, server.scopes);
+  if (isClientCredentials(ctx)) applyScopeRule(ctx, allowed);
+  return {
+    scope: allowed.join(' '),
+    audience: server.identifier,
+    accessTokenTTL: server.accessTokenTtl,
+    accessTokenFormat: 'jwt',
+    jwt: { sign: { alg: server.signingAlg } },
   };
 }
 

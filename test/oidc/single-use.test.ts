@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { createTestDatabase, startServer, type TestDatabase, type TestServer } from '../support/harness.ts';
-import { postForm } from './service-fixtures.ts';
+import { ORDERS, postForm, seedOrders, verifyAccessToken } from './service-fixtures.ts';
 import { authorize, codeGrant, refreshGrant, seedUserFlow, type UserFlow } from './user-flow.ts';
 
 /**
@@ -77,4 +77,33 @@ test('RFC 9700 §4.14.2: a rotated refresh token used sequentially still works o
   assert.notEqual(rotated.json!.refresh_token, first);
   assert.equal((await token(refreshGrant(flow, first))).json?.error, 'invalid_grant');
   assert.equal((await token(refreshGrant(flow, rotated.json!.refresh_token as string))).json?.error, 'invalid_grant');
+});
+
+test('RFC 8707 §2.2: a refresh refused with invalid_target does not rotate, and the refresh token still works', async () => {
+  const code = await authorize(server.url, flow);
+  const issued = await token(codeGrant(flow, code));
+  const refreshToken = issued.json!.refresh_token as string;
+  for (const resource of ['https://not-granted.example', 'https://not-granted.example/other']) {
+    const refused = await token(refreshGrant(flow, refreshToken, { resource }));
+    assert.equal(refused.status, 400, refused.text);
+    assert.equal(refused.json?.error, 'invalid_target');
+  }
+  const next = await token(refreshGrant(flow, refreshToken));
+  assert.equal(next.status, 200, next.text);
+});
+
+test('RFC 8707 §2.2: a refresh for the resource the token was granted for rotates and yields that API\'s token', async () => {
+  await seedOrders(server.keyward);
+  const code = await authorize(server.url, flow, { resource: ORDERS, scope: 'openid offline_access orders:read' });
+  const issued = await token(codeGrant(flow, code, { resource: ORDERS }));
+  assert.equal(issued.status, 200, issued.text);
+  for (const extra of [{ resource: ORDERS }, {}] as Record<string, string>[]) {
+    const refreshToken = issued.json!.refresh_token as string;
+    const next = await token(refreshGrant(flow, refreshToken, extra));
+    assert.equal(next.status, 200, next.text);
+    assert.notEqual(next.json!.refresh_token, refreshToken);
+    const { payload } = await verifyAccessToken(server.url, next.json!.access_token as string, ORDERS);
+    assert.equal(payload.scope, 'orders:read');
+    issued.json!.refresh_token = next.json!.refresh_token;
+  }
 });
