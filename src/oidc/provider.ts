@@ -7,7 +7,7 @@ import { claimsConfiguration, type ClaimDeps } from './claims.ts';
 import { ClientAdapter, clientConfiguration, oidcScopesOf } from './clients.ts';
 import { AccessTokenVerifier } from './jwt/access-token.ts';
 import type { RevocationList } from './jwt/revocation-list.ts';
-import { installOverrides } from './overrides/index.ts';
+import { installOverrides, oneTimeRequestUri } from './overrides/index.ts';
 import { policyConfiguration } from './policy.ts';
 import { refreshRotationConfiguration } from './refresh-rotation.ts';
 import { resourceConfiguration, resourceServerInfo } from './resources.ts';
@@ -64,7 +64,8 @@ export function createProvider(deps: ProviderDeps): Provider {
     {
       adapter: (name: string) => {
         if (name === 'Client') return clientAdapter!;
-        return singleUse(name, deps.adapter(name), () => provider!);
+        const stored = deps.adapter(name);
+        return name === 'PushedAuthorizationRequest' ? oneTimeRequestUri(stored) : singleUse(name, stored, () => provider!);
       },
       jwks: deps.jwks,
       cookies: { keys: deps.cookieKeys },

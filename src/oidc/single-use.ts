@@ -15,7 +15,6 @@ const LOST: Record<string, () => Error> = {
   RefreshToken: () => new errors.InvalidGrant('refresh token already used'),
   DeviceCode: () => new errors.InvalidGrant('device code already consumed'),
   BackchannelAuthenticationRequest: () => new errors.InvalidGrant('backchannel authentication request already consumed'),
-  PushedAuthorizationRequest: () => new errors.InvalidRequestUri('request_uri is invalid, expired, or was already used'),
 };
 
 /**

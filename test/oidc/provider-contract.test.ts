@@ -324,3 +324,18 @@ test('oidc-provider 9.x: client metadata whose scope names a scope the provider 
     return true;
   });
 });
+
+test('oidc-provider 9.x: PushedAuthorizationRequest.find is called only by the request_uri load and by respond, which tolerates nothing found (one-time-request-uri.ts)', async () => {
+  const lib = new URL('../../node_modules/oidc-provider/lib/', import.meta.url);
+  const { readdir } = await import('node:fs/promises');
+  const files = (await readdir(lib, { recursive: true })).filter((f) => f.endsWith('.js'));
+  const callers: string[] = [];
+  for (const file of files) {
+    const text = await readFile(new URL(file, lib), 'utf8');
+    if (/PushedAuthorizationRequest\.find\(/.test(text)) callers.push(file);
+  }
+  assert.deepEqual(callers.sort(), ['actions/authorization/pushed_authorization_requests.js', 'actions/authorization/respond.js']);
+  const respond = await readFile(new URL('actions/authorization/respond.js', lib), 'utf8');
+  assert.match(respond, /if \(pushedAuthorizationRequest\?\.consumed\)/);
+  assert.match(respond, /await pushedAuthorizationRequest\?\.consume\(\)/);
+});

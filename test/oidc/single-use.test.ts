@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { createTestDatabase, startServer, type TestDatabase, type TestServer } from '../support/harness.ts';
 import { ORDERS, postForm, seedOrders, verifyAccessToken } from './service-fixtures.ts';
-import { authorize, codeGrant, refreshGrant, seedUserFlow, type UserFlow } from './user-flow.ts';
+import { authorize, codeGrant, push, REDIRECT_URI, refreshGrant, seedUserFlow, type UserFlow } from './user-flow.ts';
 
 /**
  * Single use under concurrency: requests fired together (one Promise.all over fetch), so
@@ -106,4 +106,37 @@ test('RFC 8707 §2.2: a refresh for the resource the token was granted for rotat
     assert.equal(payload.scope, 'orders:read');
     issued.json!.refresh_token = next.json!.refresh_token;
   }
+});
+
+test('RFC 9126 §4: a pushed request_uri starts one authorization; a second use, even before that one ends, is refused', async () => {
+  const query = new URLSearchParams({
+    client_id: flow.clientId, response_type: 'code', redirect_uri: REDIRECT_URI, scope: 'openid', state: 's',
+    code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256',
+  });
+  const requestUri = await push(server.url, flow, query);
+  const use = () => fetch(`${server.url}/auth?${new URLSearchParams({ client_id: flow.clientId, request_uri: requestUri })}`, { redirect: 'manual' });
+  const first = await use();
+  assert.match(first.headers.get('location') ?? '', /\/interaction\//);
+  const again = await use();
+  const location = again.headers.get('location') ?? '';
+  assert.doesNotMatch(location, /\/interaction\//);
+  assert.ok(again.status === 400 || /[?&]error=invalid_request_uri/.test(location), `${again.status} ${location}`);
+});
+
+test('RFC 9126 §2.2: a flow started from a pushed request completes, and its code is redeemable once', async () => {
+  const code = await authorize(server.url, flow, {}, { pushed: true });
+  assert.ok(code.requestUri);
+  assert.equal((await token(codeGrant(flow, code))).status, 200);
+  assert.equal((await token(codeGrant(flow, code))).json?.error, 'invalid_grant');
+});
+
+test('RFC 9126 §4: a pushed request_uri used by parallel requests starts exactly one authorization', async () => {
+  const query = new URLSearchParams({
+    client_id: flow.clientId, response_type: 'code', redirect_uri: REDIRECT_URI, scope: 'openid', state: 's',
+    code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256',
+  });
+  const requestUri = await push(server.url, flow, query);
+  const answers = await Promise.all(Array.from({ length: PARALLEL }, () => fetch(`${server.url}/auth?${new URLSearchParams({ client_id: flow.clientId, request_uri: requestUri })}`, { redirect: 'manual' })));
+  const started = answers.filter((a) => (a.headers.get('location') ?? '').includes('/interaction/'));
+  assert.equal(started.length, 1, answers.map((a) => `${a.status} ${a.headers.get('location')}`).join('\n'));
 });

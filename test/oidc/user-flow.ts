@@ -29,6 +29,8 @@ export async function seedUserFlow(keyward: Keyward, metadata: Record<string, un
 export interface Code {
   code: string;
   verifier: string;
+  /** The request_uri the flow started from, for a pushed request (RFC 9126). */
+  requestUri?: string;
 }
 
 class CookieJar {
@@ -48,7 +50,7 @@ class CookieJar {
 }
 
 /** Signs the user in through the login form and returns the code sent to the redirect URI. */
-export async function authorize(issuer: string, flow: UserFlow, params: Record<string, string> = {}): Promise<Code> {
+export async function authorize(issuer: string, flow: UserFlow, params: Record<string, string> = {}, options: { pushed?: boolean } = {}): Promise<Code> {
   const verifier = randomBytes(32).toString('base64url');
   const query = new URLSearchParams({
     client_id: flow.clientId, response_type: 'code', redirect_uri: REDIRECT_URI, scope: 'openid offline_access',
@@ -56,13 +58,16 @@ export async function authorize(issuer: string, flow: UserFlow, params: Record<s
     code_challenge: createHash('sha256').update(verifier).digest('base64url'), code_challenge_method: 'S256',
     ...params,
   });
+  const requestUri = options.pushed ? await push(issuer, flow, query) : undefined;
   const jar = new CookieJar();
-  let url = `${issuer}/auth?${query}`;
+  let url = requestUri
+    ? `${issuer}/auth?${new URLSearchParams({ client_id: flow.clientId, request_uri: requestUri })}`
+    : `${issuer}/auth?${query}`;
   for (let hop = 0; hop < 10; hop++) {
     if (url.startsWith(REDIRECT_URI)) {
       const back = new URL(url).searchParams;
       assert.ok(back.get('code'), `no code in ${url}`);
-      return { code: back.get('code')!, verifier };
+      return { code: back.get('code')!, verifier, ...(requestUri ? { requestUri } : {}) };
     }
     const res = await fetch(url, { redirect: 'manual', headers: { cookie: jar.header() } });
     jar.take(res);
@@ -98,4 +103,14 @@ export function refreshGrant(flow: UserFlow, refreshToken: string, extra: Record
 /** Headers authenticating the flow's client at the token endpoint (none for a public client). */
 export function clientAuth(flow: UserFlow): Record<string, string> {
   return flow.secret ? { authorization: `Basic ${Buffer.from(`${encodeURIComponent(flow.clientId)}:${encodeURIComponent(flow.secret)}`).toString('base64')}` } : {};
+}
+
+/** RFC 9126 §2: pushes the authorization request; returns its request_uri. */
+export async function push(issuer: string, flow: UserFlow, query: URLSearchParams): Promise<string> {
+  const res = await fetch(`${issuer}/request`, {
+    method: 'POST', body: query, headers: { 'content-type': 'application/x-www-form-urlencoded', ...clientAuth(flow) },
+  });
+  const body = await res.json() as { request_uri?: string };
+  assert.equal(res.status, 201, JSON.stringify(body));
+  return body.request_uri!;
 }

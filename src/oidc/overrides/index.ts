@@ -28,6 +28,10 @@
  *   (lib/shared/error_handler.js) renders `{ error, error_description }` as the body and
  *   emits `grant.error` before such a middleware resumes; `ctx.oidc` exists only inside a
  *   route (lib/helpers/initialize_app.js). → every after-the-fact answer here
+ * - `PushedAuthorizationRequest.find` is called only when /auth loads a request_uri
+ *   (lib/actions/authorization/pushed_authorization_requests.js) and by respond
+ *   (lib/actions/authorization/respond.js), which tolerates finding nothing.
+ *   → one-time-request-uri.ts
  *
  * Supported extension points are used wherever one exists (configuration, `grant.*` events,
  * `getResourceServerInfo`, `extraClientMetadata`); none exists for the points above.
@@ -41,6 +45,7 @@ import { answerJwtTokens } from './jwt-token-refusal.ts';
 import { answerUnauthorizedClient } from './unauthorized-client.ts';
 
 export { SECRET_PLACEHOLDER } from './client-secret.ts';
+export { oneTimeRequestUri } from './one-time-request-uri.ts';
 export { narrowRequestedScope, requestedScopes } from './requested-scope.ts';
 export { tokenErrorAnswered } from './unauthorized-client.ts';
 
