@@ -4,6 +4,7 @@ import type { ClientService } from '../identity/clients/index.ts';
 import type { ResourceService } from '../identity/resources.ts';
 import type { RoleService } from '../identity/roles.ts';
 import { claimsConfiguration, type ClaimDeps } from './claims.ts';
+import { clientAssertionConfiguration } from './client-assertion.ts';
 import { ClientAdapter, clientConfiguration, oidcScopesOf } from './clients.ts';
 import { AccessTokenVerifier } from './jwt/access-token.ts';
 import type { RevocationList } from './jwt/revocation-list.ts';
@@ -74,6 +75,7 @@ export function createProvider(deps: ProviderDeps): Provider {
     clientConfiguration(),
     resourceConfiguration(deps),
     introspectionConfiguration(deps.clients),
+    clientAssertionConfiguration(deps.now),
     refreshRotationConfiguration((ctx, resource, client) => resourceServerInfo(deps, ctx, resource, client)),
     claimsConfiguration({ clients: deps.clients, ...(deps.userRoles ? { userRoles: deps.userRoles } : {}) }),
     ...(deps.extra ?? []),

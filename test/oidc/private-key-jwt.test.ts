@@ -56,11 +56,11 @@ after(async () => {
 });
 
 /** An RFC 7523 client assertion. */
-async function assertion(client: { id: string; key: CryptoKey; kid: string }, overrides: { jti?: string; exp?: number; key?: CryptoKey } = {}): Promise<string> {
+async function assertion(client: { id: string; key: CryptoKey; kid: string }, overrides: { jti?: string; exp?: number; key?: CryptoKey; aud?: string | string[] } = {}): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
   return new SignJWT({ jti: overrides.jti ?? randomUUID() })
     .setProtectedHeader({ alg: 'ES256', kid: client.kid })
-    .setIssuer(client.id).setSubject(client.id).setAudience(`${server.url}/token`)
+    .setIssuer(client.id).setSubject(client.id).setAudience(overrides.aud ?? `${server.url}/token`)
     .setIssuedAt(now).setExpirationTime(overrides.exp ?? now + 60)
     .sign(overrides.key ?? client.key);
 }
@@ -141,4 +141,23 @@ test('RFC 6749 §2.3: a private_key_jwt client cannot fall back to a client secr
   const res = await postForm(server.url, '/token', { grant_type: 'client_credentials', client_id: inline.id, client_secret: 'keyward:hashed-secret' });
   assert.equal(res.status, 401, res.text);
   assert.equal(res.json?.error, 'invalid_client');
+});
+
+test('RFC 7523 §3: an assertion whose aud array also names another server is 401 invalid_client; this server alone is accepted', async () => {
+  const shared = await grantWith(await assertion(inline, { aud: [`${server.url}/token`, 'https://other-as.example'] }));
+  assert.equal(shared.status, 401, shared.text);
+  assert.equal(shared.json?.error, 'invalid_client');
+  for (const aud of [server.url, `${server.url}/token`, [server.url]]) {
+    const alone = await grantWith(await assertion(inline, { aud }));
+    assert.equal(alone.status, 200, `${JSON.stringify(aud)}: ${alone.text}`);
+  }
+});
+
+test('RFC 7523 §3: an assertion valid for a year is 401 invalid_client; one expiring within 5 minutes is accepted', async () => {
+  const now = Math.floor(Date.now() / 1000);
+  const longLived = await grantWith(await assertion(inline, { exp: now + 365 * 86_400 }));
+  assert.equal(longLived.status, 401, longLived.text);
+  assert.equal(longLived.json?.error, 'invalid_client');
+  assert.equal((await grantWith(await assertion(inline, { exp: now + 301 }))).status, 401);
+  assert.equal((await grantWith(await assertion(inline, { exp: now + 290 }))).status, 200);
 });
