@@ -2,11 +2,13 @@ import { errors as joseErrors, type JWK } from 'jose';
 import type Koa from 'koa';
 import { ADMIN_READ_ROLE, ADMIN_ROLE, adminAudience } from '../identity/admin-roles.ts';
 import type { ClientService } from '../identity/clients/index.ts';
+import type { UserService } from '../identity/users.ts';
 import type { SigningKeyRecord } from '../keys/store.ts';
 import type { ProviderHolder } from '../oidc/holder.ts';
 import { AccessTokenVerifier } from '../oidc/jwt/access-token.ts';
 import type { RevocationList } from '../oidc/jwt/revocation-list.ts';
 import type { ChangeFeed } from '../store/changes.ts';
+import { CurrentUsers } from './current-users.ts';
 import { Problem } from './problem.ts';
 
 /** Who is calling the admin API, from their access token. */
@@ -26,6 +28,7 @@ export interface AdminAuthDeps {
   /** The same list the token endpoints write to (built once in app.ts). */
   revocations: Pick<RevocationList, 'isRevoked'>;
   clients: ClientService;
+  users: Pick<UserService, 'account' | 'rolesOf'>;
   now: () => Date;
 }
 
@@ -48,8 +51,10 @@ function unauthorized(detail: string, presented: boolean): Problem {
 export class AdminAuthenticator {
   #verifier: Promise<AccessTokenVerifier> | undefined;
   #loadedAt = 0;
+  readonly #users: CurrentUsers;
 
   constructor(private readonly deps: AdminAuthDeps) {
+    this.#users = new CurrentUsers(deps.users, deps.changes);
     deps.provider.onSwap(() => this.#invalidate());
     deps.changes.subscribe((change) => { if (change.kind === 'keys') this.#invalidate(); });
   }
@@ -67,11 +72,23 @@ export class AdminAuthenticator {
       throw unauthorized('the access token has been revoked', true);
     }
     const clientId = typeof payload.client_id === 'string' ? payload.client_id : undefined;
-    if (clientId) {
-      const client = await this.deps.clients.record(clientId);
-      if (!client || client.disabled) throw unauthorized('the client of this token is disabled or deleted', true);
+    const sub = typeof payload.sub === 'string' ? payload.sub : undefined;
+    const client = clientId ? await this.deps.clients.record(clientId) : undefined;
+    if (!client || client.disabled) throw unauthorized('the client of this token is disabled or deleted', true);
+    // Issue 10, F1: only a client an admin designated as an admin console may act here, even
+    // with a token minted before the designation was withdrawn.
+    if (client.metadata.admin_console !== true) throw unauthorized('the client of this token is not an admin console', true);
+    // Issue 10, F9: the token's roles count only while its subject still holds them.
+    let current: string[];
+    if (sub === clientId) {
+      current = client.roles;
+    } else {
+      const user = sub ? await this.#users.get(sub) : undefined;
+      if (!user) throw unauthorized('the user of this token is disabled or deleted', true);
+      current = user.roles;
     }
-    const roles = Array.isArray(payload.roles) ? payload.roles.filter((r): r is string => typeof r === 'string') : [];
+    const claimed = Array.isArray(payload.roles) ? payload.roles.filter((r): r is string => typeof r === 'string') : [];
+    const roles = claimed.filter((role) => current.includes(role));
     const admin = roles.includes(ADMIN_ROLE);
     if (!admin && !(roles.includes(ADMIN_READ_ROLE) && !write)) {
       const needed = write ? `role ${ADMIN_ROLE}` : `role ${ADMIN_ROLE} or ${ADMIN_READ_ROLE}`;

@@ -102,7 +102,7 @@ export const COMMANDS: Command[] = [
       name: { type: 'string' }, grant: { type: 'string', multiple: true }, 'redirect-uri': { type: 'string', multiple: true },
       'post-logout-redirect-uri': { type: 'string', multiple: true }, 'auth-method': { type: 'string' }, scope: { type: 'string' },
       role: { type: 'string', multiple: true }, 'first-party': { type: 'boolean' }, 'resource-server': { type: 'string' },
-      'default-resource': { type: 'string' },
+      'default-resource': { type: 'string' }, 'allowed-resource': { type: 'string', multiple: true }, 'admin-console': { type: 'boolean' },
     },
     async run({ values }, deps) {
       const body = parse(clientCreate, defined({
@@ -110,6 +110,7 @@ export const COMMANDS: Command[] = [
         post_logout_redirect_uris: list(values['post-logout-redirect-uri']), token_endpoint_auth_method: str(values['auth-method']),
         scope: str(values.scope), roles: list(values.role), first_party: values['first-party'] === true ? true : undefined,
         resource_server: str(values['resource-server']), default_resource: str(values['default-resource']),
+        allowed_resources: list(values['allowed-resource']), admin_console: values['admin-console'] === true ? true : undefined,
       }));
       const { client, client_secret } = await services(deps).clients.create(body);
       const value = { ...client, ...(client_secret ? { client_secret } : {}) };

@@ -1,10 +1,12 @@
 import { errors, type Client, type Configuration, type KoaContextWithOIDC, type ResourceServer } from 'oidc-provider';
-import type { ClientService } from '../identity/clients/index.ts';
+import { adminAudience } from '../identity/admin-roles.ts';
+import { mayObtain, type ClientRecord, type ClientService } from '../identity/clients/index.ts';
 import type { ResourceService } from '../identity/resources.ts';
 import type { RoleService } from '../identity/roles.ts';
 import { narrowRequestedScope, requestedScopes } from './overrides/index.ts';
 
 export interface ResourceDeps {
+  issuer: string;
   clients: ClientService;
   roles: RoleService;
   resources: ResourceService;
@@ -40,7 +42,13 @@ export function resourceConfiguration(deps: ResourceDeps): Partial<Configuration
 export async function resourceServerInfo(deps: ResourceDeps, ctx: KoaContextWithOIDC, resourceIndicator: string, client: Client): Promise<ResourceServer> {
   const server = await deps.resources.byIdentifier(resourceIndicator);
   if (!server) throw new errors.InvalidTarget(`unknown resource: ${resourceIndicator}`);
-  const allowed = await allowedScopes(deps, ctx, client.clientId, server.scopes);
+  // RFC 8707 §2, RFC 9700 §2.3: only the resources this client was allowed, at the
+  // authorization, PAR and token endpoints alike; the admin API only to admin consoles.
+  const record = await deps.clients.record(client.clientId);
+  if (!record || !mayObtain(record, server.identifier, adminAudience(deps.issuer))) {
+    throw new errors.InvalidTarget(`this client may not obtain tokens for ${resourceIndicator}`);
+  }
+  const allowed = await allowedScopes(deps, ctx, record, server.scopes);
   if (isClientCredentials(ctx)) applyScopeRule(ctx, allowed);
   return {
     scope: allowed.join(' '),
@@ -81,9 +89,7 @@ function applyScopeRule(ctx: KoaContextWithOIDC, allowed: readonly string[]): vo
  * The scopes of `accepted` a token may carry. For client credentials: those the client's roles
  * permit. For user flows: those the client may request (its `scope` metadata, all when unset).
  */
-async function allowedScopes(deps: ResourceDeps, ctx: KoaContextWithOIDC, clientId: string, accepted: string[]): Promise<string[]> {
-  const record = await deps.clients.record(clientId);
-  if (!record) return [];
+async function allowedScopes(deps: ResourceDeps, ctx: KoaContextWithOIDC, record: ClientRecord, accepted: string[]): Promise<string[]> {
   if (ctx.oidc.params?.grant_type === 'client_credentials') {
     const permitted = await deps.roles.permissionsOf(record.roles);
     return accepted.filter((scope) => permitted.has(scope));

@@ -22,12 +22,14 @@ export async function clientToken(server: TestServer, clientId: string, secret: 
   });
 }
 
-/** Creates a confidential client with `roles` and gets it an access token for the admin API. */
+/** Creates a confidential admin-console client with `roles` and gets it an access token for the admin API. */
 export async function adminClient(server: TestServer, roles: string[] = [ADMIN_ROLE]): Promise<AdminClient> {
   const { client, client_secret } = await server.keyward.clients.create({
     client_name: `test ${roles.join(',') || 'no roles'}`,
     grant_types: ['client_credentials'],
     roles,
+    first_party: true,
+    admin_console: true,
   });
   const res = await clientToken(server, client.client_id, client_secret!);
   assert.equal(res.status, 200, await res.clone().text());

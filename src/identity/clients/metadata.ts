@@ -20,6 +20,13 @@ export interface ClientMetadata {
   scope?: string;
   /** The resource used when a token request names none. */
   default_resource?: string;
+  /**
+   * RFC 8707 §2, RFC 9700 §2.3: the resource identifiers this client may obtain tokens for.
+   * Unset: every registered resource except the admin API (reserved to `admin_console`).
+   */
+  allowed_resources?: string[];
+  /** An admin designated this first-party client to obtain tokens for the admin API. */
+  admin_console?: boolean;
 }
 
 /** The `metadata` JSON column read back; a row that does not match is a bug, not input. */
@@ -32,12 +39,25 @@ export const storedMetadata = z.object({
   jwks_uri: z.string().optional(),
   scope: z.string().optional(),
   default_resource: z.string().optional(),
+  allowed_resources: z.array(z.string()).optional()
+    .describe('Resources this client may obtain tokens for (RFC 8707); unset: every registered resource except the admin API.'),
+  admin_console: z.boolean().optional().describe('First-party client designated to obtain tokens for the admin API.'),
 });
 
 export function parseStoredMetadata(json: unknown): ClientMetadata {
   // The parsed shape is assignable to ClientMetadata; the annotation keeps the two in step.
   const metadata: ClientMetadata = storedMetadata.parse(json);
   return metadata;
+}
+
+/**
+ * RFC 8707 §2: whether `client` may obtain a token for the resource `identifier`. The admin
+ * API's audience is reserved to admin consoles whatever else the client lists.
+ */
+export function mayObtain(client: { metadata: ClientMetadata }, identifier: string, adminAudience: string): boolean {
+  if (identifier === adminAudience) return client.metadata.admin_console === true;
+  const allowed = client.metadata.allowed_resources;
+  return !allowed || allowed.includes(identifier);
 }
 
 export function isConfidential(method: AuthMethod): boolean {
@@ -54,6 +74,10 @@ export interface MetadataInput {
   jwks_uri?: string | null | undefined;
   scope?: string | null | undefined;
   default_resource?: string | null | undefined;
+  allowed_resources?: string[] | null | undefined;
+  admin_console?: boolean | undefined;
+  /** Not metadata (a column of its own), but `admin_console` depends on it. */
+  first_party?: boolean | undefined;
 }
 
 /** A client_credentials client authenticates with a secret unless told otherwise; any other is public. */
@@ -72,6 +96,8 @@ export function metadataOf(input: MetadataInput): ClientMetadata {
     ...(input.jwks_uri ? { jwks_uri: input.jwks_uri } : {}),
     ...(input.scope ? { scope: input.scope } : {}),
     ...(input.default_resource ? { default_resource: input.default_resource } : {}),
+    ...(input.allowed_resources ? { allowed_resources: input.allowed_resources } : {}),
+    ...(input.admin_console ? { admin_console: true } : {}),
   };
 }
 
@@ -101,5 +127,11 @@ export function clientShapeIssues(client: MetadataInput): ClientIssue[] {
     issues.push({ field: 'jwks', message: 'private_key_jwt requires jwks or jwks_uri' });
   }
   if (client.jwks && client.jwks_uri) issues.push({ field: 'jwks_uri', message: 'give jwks or jwks_uri, not both' });
+  if (client.admin_console && !client.first_party) {
+    issues.push({ field: 'admin_console', message: 'only a first-party client may be an admin console' });
+  }
+  if (client.default_resource && client.allowed_resources && !client.allowed_resources.includes(client.default_resource)) {
+    issues.push({ field: 'default_resource', message: 'must be one of allowed_resources' });
+  }
   return issues;
 }

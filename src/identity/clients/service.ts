@@ -24,6 +24,8 @@ export interface ClientInput {
   jwks_uri?: string;
   scope?: string;
   default_resource?: string;
+  allowed_resources?: string[];
+  admin_console?: boolean;
   roles?: string[];
   first_party?: boolean;
   resource_server?: string;
@@ -40,8 +42,8 @@ export interface ClientPatch extends Partial<MetadataInput> {
 }
 
 /** Refuses metadata that breaks a rule between fields, naming every field at fault. */
-function checkShape(metadata: ClientMetadata): void {
-  const issues = clientShapeIssues(metadata);
+function checkShape(metadata: ClientMetadata, firstParty: boolean | undefined): void {
+  const issues = clientShapeIssues({ ...metadata, first_party: firstParty });
   if (!issues.length) return;
   throw new Invalid(
     `invalid client metadata: ${issues.map((i) => `${i.field}: ${i.message}`).join('; ')}`,
@@ -87,7 +89,7 @@ export class ClientService {
   /** Creates a client; a confidential one gets a generated secret returned only here. */
   async create(input: ClientInput): Promise<{ client: ClientView; client_secret?: string }> {
     const metadata = metadataOf(input);
-    checkShape(metadata);
+    checkShape(metadata, input.first_party);
     const clientId = input.client_id ?? randomBytes(16).toString('base64url');
     const secret = this.#secrets.initial(metadata.token_endpoint_auth_method, input.client_secret);
     await checkRoles(this.prisma, input.roles ?? []);
@@ -148,7 +150,7 @@ export class ClientService {
     const defined = Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)) as ClientPatch;
     const merged = { ...current, ...defined };
     const metadata = metadataOf(merged);
-    checkShape(metadata);
+    checkShape(metadata, merged.first_party);
     if (patch.roles) await checkRoles(this.prisma, patch.roles);
     if (patch.resource_server) await this.#checkResourceServer(patch.resource_server);
     const dropSecrets = !isConfidential(metadata.token_endpoint_auth_method);
