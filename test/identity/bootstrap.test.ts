@@ -34,6 +34,21 @@ function adminClientCount(server: TestServer): Promise<number> {
   return server.keyward.store.prisma.clientRole.count({ where: { roleName: 'admin' } });
 }
 
+/** Makes the store look like one from before admin consoles existed (issue 10 F1). */
+async function forgetAdminConsoles(server: TestServer): Promise<void> {
+  const prisma = server.keyward.store.prisma;
+  for (const row of await prisma.client.findMany()) {
+    const { admin_console: _dropped, ...metadata } = row.metadata as Record<string, unknown>;
+    await prisma.client.update({ where: { clientId: row.clientId }, data: { metadata: metadata as object } });
+  }
+}
+
+async function adminApiStatus(server: TestServer, token: string): Promise<number> {
+  const res = await fetch(`${server.url}/admin/v1/clients`, { headers: { authorization: `Bearer ${token}` } });
+  responses.push(await res.text());
+  return res.status;
+}
+
 describe('bootstrap admin from KEYWARD_BOOTSTRAP_ADMIN_CLIENT_ID/SECRET', () => {
   const clientId = 'ops-admin';
   const secret = randomBytes(32).toString('base64url');
@@ -66,6 +81,8 @@ describe('bootstrap admin from KEYWARD_BOOTSTRAP_ADMIN_CLIENT_ID/SECRET', () => 
     assert.equal(await adminClientCount(server), 1);
     const view = await server.keyward.clients.get(clientId);
     assert.deepEqual(view.roles, ['admin']);
+    assert.equal(view.admin_console, true);
+    assert.equal(view.first_party, true);
   });
 
   test('client credentials with resource=${ISSUER}/admin give an RFC 9068 JWT with roles ["admin"]', async () => {
@@ -100,6 +117,14 @@ describe('bootstrap admin from KEYWARD_BOOTSTRAP_ADMIN_CLIENT_ID/SECRET', () => 
     assert.equal(await adminClientCount(server), 1);
     assert.equal(await server.keyward.store.prisma.client.count(), 1);
     assert.equal((await tokenRequest(server, clientId, secret, `${server.url}/admin`)).status, 200);
+  });
+
+  test('issue 10 F1: a store from before admin consoles gets the environment\'s client designated on start', async () => {
+    await forgetAdminConsoles(server);
+    await restart(env);
+    assert.equal((await server.keyward.clients.get(clientId)).admin_console, true);
+    const { body } = await tokenRequest(server, clientId, secret, `${server.url}/admin`);
+    assert.equal(await adminApiStatus(server, body.access_token as string), 200);
   });
 
   test('a changed secret in the environment replaces the old one', async () => {
@@ -145,11 +170,24 @@ describe('bootstrap admin without environment credentials', () => {
 
   test('a second start generates nothing and creates no second admin client', async () => {
     const first = server.keyward.bootstrap!;
+    assert.equal((await server.keyward.clients.get(first.clientId)).admin_console, true);
     const port = new URL(server.url).port;
     await server.stop();
     server = await startServer(db, { PORT: port });
     assert.equal(server.keyward.bootstrap, undefined);
     assert.equal(await adminClientCount(server), 1);
     assert.equal((await tokenRequest(server, first.clientId, first.generatedSecret!, `${server.url}/admin`)).status, 200);
+  });
+
+  test('issue 10 F1: a store from before admin consoles gets its bootstrap client designated on start, and only it', async () => {
+    const bootstrapId = (await server.keyward.store.prisma.clientRole.findFirstOrThrow({ where: { roleName: 'admin' } })).clientId;
+    const { client: other } = await server.keyward.clients.create({ client_name: 'admin by role', grant_types: ['client_credentials'], roles: ['admin'] });
+    await forgetAdminConsoles(server);
+    const port = new URL(server.url).port;
+    await server.stop();
+    server = await startServer(db, { PORT: port });
+    assert.equal(server.keyward.bootstrap, undefined, 'no new admin client');
+    assert.equal((await server.keyward.clients.get(bootstrapId)).admin_console, true);
+    assert.equal((await server.keyward.clients.get(other.client_id)).admin_console, undefined);
   });
 });
