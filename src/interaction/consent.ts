@@ -32,12 +32,29 @@ export function missingConsent(interaction: Interaction): MissingConsent {
   };
 }
 
-/** The consent page's list: OIDC scopes in plain words, then API scopes naming the API. */
-export function describe(missing: MissingConsent, apiName: (identifier: string) => string): ConsentItem[] {
+/**
+ * The resources the authorization request asks tokens for: its `resource` parameters, or the
+ * client's default resource when it names none (src/oidc/resources.ts).
+ */
+export function requestedResources(interaction: Interaction, defaultResource: string | undefined): string[] {
+  const { resource } = interaction.params as { resource?: unknown };
+  const named = Array.isArray(resource) ? strings(resource) : typeof resource === 'string' ? [resource] : [];
+  return named.length ? named : defaultResource ? [defaultResource] : [];
+}
+
+/**
+ * The consent page's list: OIDC scopes in plain words, then API scopes naming the API, then
+ * every other API a token is asked for even without a scope (RFC 9700 §2.3, issue 10 F1: a
+ * token for an API acts as the person there, so the page must say so).
+ */
+export function describe(missing: MissingConsent, apiName: (identifier: string) => string, resources: readonly string[] = []): ConsentItem[] {
   const items: ConsentItem[] = missing.oidcScopes.map((scope) => ({ what: SCOPE_WORDS[scope] ?? `Use “${scope}”`, code: scope }));
   if (missing.oidcClaims.length) items.push({ what: 'See these details about you', code: missing.oidcClaims.join(', ') });
   for (const [resource, scopes] of Object.entries(missing.resourceScopes)) {
     for (const scope of scopes) items.push({ what: `Use ${apiName(resource)} with permission “${scope}”`, code: `${scope} · ${resource}` });
+  }
+  for (const resource of resources) {
+    if (!missing.resourceScopes[resource]?.length) items.push({ what: `Use ${apiName(resource)} as you`, code: resource });
   }
   return items;
 }

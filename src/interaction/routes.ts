@@ -8,7 +8,7 @@ import type { PasswordAuthenticator } from '../identity/password-login.ts';
 import type { ResourceService } from '../identity/resources.ts';
 import type { UserService } from '../identity/users.ts';
 import type { ProviderHolder } from '../oidc/holder.ts';
-import { describe, grantMissing, missingConsent, previouslyAllowed, type GrantHistory } from './consent.ts';
+import { describe, grantMissing, missingConsent, previouslyAllowed, requestedResources, type GrantHistory } from './consent.ts';
 import type { CsrfTokens } from './csrf.ts';
 import { BadForm, readForm } from './form.ts';
 import { formTarget, setPageHeaders } from './headers.ts';
@@ -84,12 +84,13 @@ export function interactionRoutes(deps: InteractionDeps): Router {
       const skip = client?.firstParty || (!explicit && await previouslyAllowed(deps.grants, deps.now(), accountId, client?.clientId ?? '', missing));
       if (skip) return finishConsent(ctx, interaction, 'allow');
       const username = await deps.users.usernameOf(accountId);
+      const resources = requestedResources(interaction, client?.metadata.default_resource);
       const names = new Map<string, string>();
-      for (const resource of Object.keys(missing.resourceScopes)) {
+      for (const resource of new Set([...Object.keys(missing.resourceScopes), ...resources])) {
         const server = await deps.resources.byIdentifier(resource);
         if (server?.name) names.set(resource, server.name);
       }
-      const items = describe(missing, (id) => names.get(id) ?? id);
+      const items = describe(missing, (id) => names.get(id) ?? id, resources);
       if (!items.length) items.push({ what: 'Confirm who you are (your Keyward user ID)', code: 'openid' });
       return render(ctx, 200, consentPage({
         action: `/interaction/${interaction.uid}/consent`, csrf: deps.csrf.issue(interaction.uid),

@@ -223,3 +223,17 @@ test('issue 10 F9: a client admin token loses what its client no longer holds', 
   // admin:read was not in the token: the token cannot gain what it was not issued with.
   assertProblem(await call(server, caller.token, 'GET', '/roles'), 403);
 });
+
+test('RFC 9700 §2.3 (issue 10 F1): the consent page names every API a token is asked for, even with no API scope', async () => {
+  const clientId = await browserClient({ firstParty: false });
+  const who = await createUser(server.keyward);
+  const device = new Device();
+  const challenge = await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier());
+  const login = await device.follow(authorizationUrl(clientId, challenge, ORDERS));
+  const html = await login.res.text();
+  const consent = await device.follow(`${login.url}/login`, { method: 'POST', form: { username: who.username, password: who.password, csrf: csrfOf(html) } });
+  const page = await consent.res.text();
+  assert.match(page, /Allow access/, consent.url);
+  assert.match(page, /Use Orders API as you/);
+  assert.ok(page.includes(ORDERS), 'the resource identifier is shown');
+});
