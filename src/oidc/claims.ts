@@ -1,4 +1,4 @@
-import type { Configuration } from 'oidc-provider';
+import type { Configuration, KoaContextWithOIDC } from 'oidc-provider';
 import type { ClientService } from '../identity/clients/index.ts';
 
 export interface ClaimDeps {
@@ -7,18 +7,56 @@ export interface ClaimDeps {
   userRoles?: (accountId: string) => Promise<string[]>;
 }
 
-/** The one place that decides what `roles` a token carries. */
-export async function rolesFor(deps: ClaimDeps, subject: { accountId?: string | undefined; clientId?: string | undefined }): Promise<string[]> {
-  if (subject.accountId) return deps.userRoles ? deps.userRoles(subject.accountId) : [];
+/** The OIDC scope a third-party client needs, and the user's consent to, to learn the user's roles. */
+export const ROLES_SCOPE = 'roles';
+
+/**
+ * The one place that decides what `roles` a token carries: a client's own roles for client
+ * credentials; for a user, the user's roles when the client is first-party or the
+ * authorization this token comes from includes the `roles` scope (which a third-party client
+ * only obtains through the user's consent). Undefined means no `roles` claim at all.
+ */
+export async function rolesFor(
+  deps: ClaimDeps,
+  subject: { accountId?: string | undefined; clientId?: string | undefined; scopes?: ReadonlySet<string> | undefined },
+): Promise<string[] | undefined> {
+  if (subject.accountId) {
+    const client = subject.clientId ? await deps.clients.record(subject.clientId) : undefined;
+    if (!client?.firstParty && !subject.scopes?.has(ROLES_SCOPE)) return undefined;
+    return deps.userRoles ? deps.userRoles(subject.accountId) : [];
+  }
   if (subject.clientId) return (await deps.clients.record(subject.clientId))?.roles ?? [];
   return [];
 }
 
+interface ScopeCarrier {
+  scope?: unknown;
+}
+
+function scopeSet(value: unknown): Set<string> {
+  return new Set(typeof value === 'string' ? value.split(' ').filter(Boolean) : []);
+}
+
+/**
+ * The scopes of the authorization an access token is issued under. A JWT access token for an
+ * API carries only the API's scopes, so `roles` is read from what the token derives from: the
+ * scope the refresh request narrowed to, else the authorization code's or refresh token's
+ * scope (the requested scopes the grant covers), else the token's own (userinfo tokens).
+ */
+function authorizedScopes(ctx: KoaContextWithOIDC | undefined, token: ScopeCarrier): Set<string> {
+  const oidc = ctx?.oidc as { route?: string; params?: { scope?: unknown }; entities?: Record<string, ScopeCarrier | undefined> } | undefined;
+  if (oidc?.route === 'token' && typeof oidc.params?.scope === 'string' && oidc.params.scope) return scopeSet(oidc.params.scope);
+  const source = oidc?.entities?.AuthorizationCode ?? oidc?.entities?.RefreshToken;
+  return scopeSet(source ? source.scope : token.scope);
+}
+
 export function claimsConfiguration(deps: ClaimDeps): Partial<Configuration> {
   return {
-    async extraTokenClaims(_ctx, token) {
+    async extraTokenClaims(ctx, token) {
       const accountId = 'accountId' in token ? (token.accountId as string | undefined) : undefined;
-      return { roles: await rolesFor(deps, { accountId, clientId: token.clientId }) };
+      const scopes = accountId ? authorizedScopes(ctx as KoaContextWithOIDC | undefined, token as ScopeCarrier) : undefined;
+      const roles = await rolesFor(deps, { accountId, clientId: token.clientId, scopes });
+      return roles ? { roles } : undefined;
     },
   };
 }

@@ -10,6 +10,8 @@ export interface ResourceDeps {
   clients: ClientService;
   roles: RoleService;
   resources: ResourceService;
+  /** Role names of a user account; without it a user holds no role and gets no API scope. */
+  userRoles?: ((accountId: string) => Promise<string[]>) | undefined;
 }
 
 /**
@@ -86,8 +88,10 @@ function applyScopeRule(ctx: KoaContextWithOIDC, allowed: readonly string[]): vo
 }
 
 /**
- * The scopes of `accepted` a token may carry. For client credentials: those the client's roles
- * permit. For user flows: those the client may request (its `scope` metadata, all when unset).
+ * The scopes of `accepted` a token may carry: those the roles of the token's subject permit
+ * (the client's for client credentials, the user's in user flows) and, in user flows, that the
+ * client may request (its `scope` metadata, all when unset). The consent prompt and the token
+ * both read this, so a scope the user's roles do not permit is neither offered nor issued.
  */
 async function allowedScopes(deps: ResourceDeps, ctx: KoaContextWithOIDC, record: ClientRecord, accepted: string[]): Promise<string[]> {
   if (ctx.oidc.params?.grant_type === 'client_credentials') {
@@ -95,5 +99,23 @@ async function allowedScopes(deps: ResourceDeps, ctx: KoaContextWithOIDC, record
     return accepted.filter((scope) => permitted.has(scope));
   }
   const clientScopes = record.metadata.scope?.split(' ');
-  return clientScopes ? accepted.filter((scope) => clientScopes.includes(scope)) : accepted;
+  const forClient = clientScopes ? accepted.filter((scope) => clientScopes.includes(scope)) : accepted;
+  const accountId = userOf(ctx);
+  // No user yet (the authorization request before sign-in, a pushed request): nothing is issued
+  // on this pass, and the request is resolved again for the signed-in user on resume.
+  if (!accountId || !deps.userRoles) return [];
+  const permitted = await deps.roles.permissionsOf(await deps.userRoles(accountId));
+  return forClient.filter((scope) => permitted.has(scope));
+}
+
+/**
+ * The user a user-flow request acts for. At the token endpoint oidc-provider has loaded the
+ * code's or refresh token's account before it asks for the resource server; at the
+ * authorization endpoint (and on resume, after the login result is applied) it is the
+ * session's account.
+ */
+function userOf(ctx: KoaContextWithOIDC): string | undefined {
+  const oidc = ctx.oidc as { account?: { accountId?: unknown }; session?: { accountId?: unknown } } | undefined;
+  const id = oidc?.account?.accountId ?? oidc?.session?.accountId;
+  return typeof id === 'string' ? id : undefined;
 }

@@ -20,6 +20,8 @@ before(async () => {
   browser = await launchBrowser();
   callback = await startCallback();
   await server.keyward.resources.create({ identifier: API, name: 'Orders API', scopes: ['orders:read'] });
+  // User tokens carry only the API scopes the user's roles permit (issue 10, finding 7).
+  await server.keyward.roles.ensure({ name: 'orders-reader', permissions: ['orders:read'] });
   thirdParty = await rp(server.url, await createPublicClient(server.keyward, callback, { name: 'Acme Reports', firstParty: false }));
   firstParty = await rp(server.url, await createPublicClient(server.keyward, callback, { name: 'Keyward Console', firstParty: true }));
 });
