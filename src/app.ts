@@ -18,7 +18,7 @@ import { PasswordAuthenticator } from './identity/password-login.ts';
 import type { ResourceService } from './identity/resources.ts';
 import type { RoleService } from './identity/roles.ts';
 import type { UserService } from './identity/users.ts';
-import { deriveKey } from './keys/crypto.ts';
+import { deriveKey, hmacSha256 } from './keys/crypto.ts';
 import { ensureInitialKeys } from './keys/initial.ts';
 import { providerJwks } from './keys/keyset.ts';
 import type { KeyStore } from './keys/store.ts';
@@ -118,6 +118,7 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
     // Read before the first build: a change racing it is then seen as a difference and reloaded.
     const loadedKeys = await keys.fingerprint();
     const cookieKeys = [deriveKey(kek, 'cookies').toString('base64url')];
+    const tokenAuditKey = deriveKey(kek, 'audit-token');
     // One list for the token endpoints (which add to it) and the admin API's verifier (which reads it).
     const revocations = new RevokedTokens(store.prisma);
     const auditTrail = new AuditQuery(store.prisma);
@@ -128,6 +129,7 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
       userRoles: (userId) => users.rolesOf(userId),
       extra: [accountConfiguration(users), interactionConfiguration()] as Partial<Configuration>[],
       audit,
+      tokenFingerprint: (value) => hmacSha256(tokenAuditKey, value).toString('base64url'),
     });
     const provider = new ProviderHolder(await build());
     const keyFollower = new KeySetFollower({ keys, changes, logger, rebuild: async () => provider.swap(await build()) });

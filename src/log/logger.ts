@@ -10,6 +10,7 @@ const REDACT = [
   'password', '*.password', 'client_secret', '*.client_secret', 'clientSecret', '*.clientSecret',
   'secret', '*.secret', 'hash', '*.hash', 'passwordHash', '*.passwordHash', 'authorization', '*.authorization',
   'req.headers.authorization', 'req.headers.cookie', 'd', '*.d', 'privateJwk', '*.privateJwk',
+  'access_token', '*.access_token', 'refresh_token', '*.refresh_token', 'id_token', '*.id_token', 'token', '*.token',
 ];
 
 export function createLogger(level: string, destination?: DestinationStream): Logger {

@@ -14,7 +14,7 @@ import { refreshRotationConfiguration } from './refresh-rotation.ts';
 import { resourceConfiguration, resourceServerInfo } from './resources.ts';
 import { singleUse, type ArtifactAdapter } from './single-use.ts';
 import { introspectionConfiguration } from './token-visibility.ts';
-import { installTokenAudit, type AuditSink } from './token-audit.ts';
+import { installTokenAudit, type AuditSink, type TokenFingerprint } from './token-audit.ts';
 
 export interface ProviderDeps {
   issuer: string;
@@ -37,6 +37,8 @@ export interface ProviderDeps {
   extra?: Partial<Configuration>[];
   /** Where token issuance and revocation are audited (buffered). */
   audit?: AuditSink;
+  /** Names opaque tokens in the audit trail without their value (see token-audit.ts). */
+  tokenFingerprint?: TokenFingerprint;
 }
 
 type Part = Partial<Configuration>;
@@ -94,6 +96,6 @@ export function createProvider(deps: ProviderDeps): Provider {
       ...(deps.audit ? { audit: deps.audit } : {}),
     },
   });
-  if (deps.audit) installTokenAudit(provider, deps.audit);
+  if (deps.audit) installTokenAudit(provider, deps.audit, deps.tokenFingerprint);
   return provider;
 }

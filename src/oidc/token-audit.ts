@@ -7,19 +7,24 @@ export interface AuditSink {
   record(event: AuditEvent): void;
 }
 
+/** A keyed one-way digest of a token value (HMAC under a KEK-derived key, see app.ts). */
+export type TokenFingerprint = (value: string) => string;
+
 interface IssuedToken {
   jti?: string;
+  /** oidc-provider's `opaque` or `jwt` (set when the token id is generated). */
+  format?: string;
   scope?: string;
   accountId?: string;
   resourceServer?: { audience?: string };
 }
 
 /**
- * Audits every token endpoint outcome: `token.issued` success with the token's jti, audience
- * and scope, or failure with the OAuth error. `record` only buffers (see audit/writer.ts), so
- * the token endpoint never waits on the audit table.
+ * Audits every token endpoint outcome: `token.issued` success with the token's reference,
+ * audience and scope, or failure with the OAuth error. `record` only buffers (see
+ * audit/writer.ts), so the token endpoint never waits on the audit table.
  */
-export function installTokenAudit(provider: Provider, audit: AuditSink): void {
+export function installTokenAudit(provider: Provider, audit: AuditSink, fingerprint?: TokenFingerprint): void {
   provider.on('grant.success', (ctx: KoaContextWithOIDC) => {
     const { entities, params, client } = ctx.oidc;
     const token = (entities.ClientCredentials ?? entities.AccessToken) as IssuedToken | undefined;
@@ -31,7 +36,7 @@ export function installTokenAudit(provider: Provider, audit: AuditSink): void {
       ip: ctx.ip,
       details: {
         grant_type: params?.grant_type,
-        jti: token?.jti,
+        ...tokenReference(token, fingerprint),
         aud: token?.resourceServer?.audience,
         scope: token?.scope,
       },
@@ -50,4 +55,17 @@ export function installTokenAudit(provider: Provider, audit: AuditSink): void {
       },
     });
   });
+}
+
+/**
+ * How the audit trail names a token without holding it. A JWT's `jti` is only an identifier;
+ * an opaque token's `jti` IS the bearer value (oidc-provider's opaque format), which anyone
+ * reading the trail could replay at /me, so only its keyed digest is kept: the operator can
+ * still match a token in hand against the trail, a reader of the trail cannot replay one.
+ * Without a fingerprint nothing about an opaque token is recorded.
+ */
+function tokenReference(token: IssuedToken | undefined, fingerprint: TokenFingerprint | undefined): { jti?: string; token_hmac?: string } {
+  if (!token?.jti) return {};
+  if (token.format === 'jwt') return { jti: token.jti };
+  return fingerprint ? { token_hmac: fingerprint(token.jti) } : {};
 }
