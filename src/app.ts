@@ -26,7 +26,7 @@ import { KeySetFollower } from './keys/follower.ts';
 import { jwksMaxAgeSeconds } from './keys/lifecycle.ts';
 import { KeyScheduler, type Timers } from './keys/scheduler.ts';
 import { KeyService } from './keys/service.ts';
-import { jwksCacheRoutes } from './http/jwks-cache.ts';
+import { discoveryCacheRoutes, jwksCacheRoutes } from './http/jwks-cache.ts';
 import type { Logger } from './log/logger.ts';
 import { accountConfiguration } from './oidc/accounts.ts';
 import { interactionConfiguration } from './interaction/provider-pages.ts';
@@ -145,7 +145,7 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
     const keyService = new KeyService({ keys, scheduler: keyScheduler, settings: keySettings, now });
     const metrics = new Metrics();
     const routers: Router[] = [healthRoutes({ metrics, ping: () => store.ping(), keysLoaded: () => keyFollower.signing() })];
-    routers.push(jwksCacheRoutes(jwksMaxAgeSeconds(config.keyRotationIntervalMs)));
+    routers.push(jwksCacheRoutes(jwksMaxAgeSeconds(config.keyRotationIntervalMs)), discoveryCacheRoutes());
     routers.push(interactionRoutes({
       provider, clients, resources, users, grants: new OidcGrants(store.prisma), audit, now,
       csrf: new CsrfTokens(deriveKey(kek, 'interaction-csrf')),
@@ -156,7 +156,7 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
       issuer: config.issuer, clients, users, roles, resources, keyService, keys, provider, changes, revocations, audit,
       auditTrail, logger, now,
     }));
-    const app = createHttpApp({ logger, metrics, provider, routers, proxyHops: config.proxyHops });
+    const app = createHttpApp({ issuer: config.issuer, logger, metrics, provider, routers, proxyHops: config.proxyHops });
     const stopAuditRetention = startAuditRetention({ prisma: store.prisma, logger, now, retentionMs: config.auditRetentionMs });
 
     const purge = setInterval(() => {

@@ -6,6 +6,8 @@ import type { Metrics } from './metrics.ts';
 import { routeOf } from './routes.ts';
 
 export interface HttpDeps {
+  /** The public URL; with https every response carries HSTS. */
+  issuer: string;
   logger: Logger;
   metrics: Metrics;
   provider: ProviderHolder;
@@ -14,6 +16,8 @@ export interface HttpDeps {
   /** Trusted reverse proxies in front (X-Forwarded-For/-Proto); 0 trusts none. */
   proxyHops: number;
 }
+
+const HSTS_MAX_AGE_SECONDS = 365 * 86_400;
 
 /** The koa app: Keyward's routes first, then everything else goes to oidc-provider. */
 export function createHttpApp(deps: HttpDeps): Koa {
@@ -24,6 +28,14 @@ export function createHttpApp(deps: HttpDeps): Koa {
   app.on('error', (error: Error) => deps.logger.error({ err: { message: error.message, name: error.name } }, 'http error'));
 
   app.use(deps.metrics.middleware(routeOf));
+  if (new URL(deps.issuer).protocol === 'https:') {
+    // RFC 6797: browsers that once reached the issuer over TLS never fall back to plain http,
+    // where cookies and codes could be read. Set before oidc-provider writes to the same response.
+    app.use(async (ctx, next) => {
+      ctx.set('Strict-Transport-Security', `max-age=${HSTS_MAX_AGE_SECONDS}`);
+      await next();
+    });
+  }
   app.use(async (ctx, next) => {
     try {
       await next();

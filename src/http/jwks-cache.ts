@@ -14,3 +14,21 @@ export function jwksCacheRoutes(maxAgeSeconds: number, path = '/jwks'): Router {
   });
   return router;
 }
+
+/**
+ * `Cache-Control` on the discovery documents (OpenID Connect Discovery 1.0 §4, RFC 8414 §3),
+ * which oidc-provider serves without one. They are the same for every requester (every URL
+ * in them derives from the issuer, see oidc/overrides/issuer-origin.ts), so shared caches may
+ * keep them; an hour bounds how long a configuration change (e.g. a new signing algorithm)
+ * takes to reach relying parties.
+ */
+export function discoveryCacheRoutes(maxAgeSeconds = 3600): Router {
+  const router = new Router();
+  for (const path of ['/.well-known/openid-configuration', '/.well-known/oauth-authorization-server']) {
+    router.get(path, async (ctx, next) => {
+      ctx.set('Cache-Control', `public, max-age=${maxAgeSeconds}`);
+      await next();
+    });
+  }
+  return router;
+}

@@ -88,6 +88,7 @@ export function createProvider(deps: ProviderDeps): Provider {
   provider.proxy = (deps.proxyHops ?? 0) > 0;
   provider.maxIpsCount = deps.proxyHops ?? 0;
   installOverrides(provider, {
+    issuer: deps.issuer,
     clients: deps.clients,
     jwtTokens: {
       verifier: new AccessTokenVerifier(deps.issuer, deps.jwks.keys as JWK[], deps.now),

@@ -24,6 +24,9 @@
  * - The client_credentials handler (lib/actions/grants/client_credentials.js) calls
  *   `getResourceServerInfo` before `validateClientScope` (lib/helpers/grant_authorization.js),
  *   both reading `ctx.oidc.params.scope`. → requested-scope.ts
+ * - `OIDCContext#urlFor` (lib/helpers/oidc_context.js) resolves every published URL against
+ *   `ctx.href`, and cookies are Secure when `ctx.secure`; `Provider` is a Koa app whose
+ *   `request` prototype supplies both. → issuer-origin.ts
  * - `Provider#use` (lib/provider.js) places middleware around the router; the error handler
  *   (lib/shared/error_handler.js) renders `{ error, error_description }` as the body and
  *   emits `grant.error` before such a middleware resumes; `ctx.oidc` exists only inside a
@@ -32,6 +35,9 @@
  *   (lib/actions/authorization/pushed_authorization_requests.js) and by respond
  *   (lib/actions/authorization/respond.js), which tolerates finding nothing.
  *   → one-time-request-uri.ts
+ * - `OIDCContext#urlFor` (lib/helpers/oidc_context.js) builds every published URL from
+ *   `ctx.href`, and cookies are `Secure` when `ctx.secure` (lib/models/session.js); both read
+ *   the Koa request of `provider.request`. → issuer-origin.ts
  *
  * Supported extension points are used wherever one exists (configuration, `grant.*` events,
  * `getResourceServerInfo`, `extraClientMetadata`); none exists for the points above.
@@ -39,6 +45,7 @@
 import type { KoaContextWithOIDC, Provider } from 'oidc-provider';
 import { JwtTokenEndpoints, type JwtEndpointDeps } from '../jwt/endpoints.ts';
 import { addClientChallenge } from './client-challenge.ts';
+import { pinIssuerOrigin } from './issuer-origin.ts';
 import { installSecretVerification, type SecretVerifier } from './client-secret.ts';
 import { oidcOf } from './context.ts';
 import { answerJwtTokens } from './jwt-token-refusal.ts';
@@ -50,12 +57,14 @@ export { narrowRequestedScope, requestedScopes } from './requested-scope.ts';
 export { tokenErrorAnswered } from './unauthorized-client.ts';
 
 export interface OverrideDeps {
+  issuer: string;
   clients: SecretVerifier;
   jwtTokens: JwtEndpointDeps;
 }
 
 /** Installs every override on a freshly built Provider (once per instance). */
 export function installOverrides(provider: Provider, deps: OverrideDeps): void {
+  pinIssuerOrigin(provider, deps.issuer);
   installSecretVerification(provider, deps.clients);
   const jwtTokens = new JwtTokenEndpoints(deps.jwtTokens);
   // One middleware around every route (it sits on the token endpoint's path), its steps in
