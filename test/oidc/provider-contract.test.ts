@@ -6,12 +6,13 @@
  */
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
+import { createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import Provider, { type ClientMetadata, type Configuration, type JWKS, type KoaContextWithOIDC } from 'oidc-provider';
 import { SECRET_PLACEHOLDER } from '../../src/oidc/overrides/index.ts';
+import { pinIssuerOrigin } from '../../src/oidc/overrides/issuer-origin.ts';
 import { createTestDatabase, startServer, type TestDatabase, type TestServer } from '../support/harness.ts';
 import { auditEvents, basic, postForm } from './service-fixtures.ts';
 
@@ -338,4 +339,32 @@ test('oidc-provider 9.x: PushedAuthorizationRequest.find is called only by the r
   const respond = await readFile(new URL('actions/authorization/respond.js', lib), 'utf8');
   assert.match(respond, /if \(pushedAuthorizationRequest\?\.consumed\)/);
   assert.match(respond, /await pushedAuthorizationRequest\?\.consume\(\)/);
+});
+
+test('oidc-provider 9.x: discovery builds endpoint URLs from the request\'s Host, and replacing provider.request\'s getters pins them (issuer-origin.ts)', async () => {
+  // node:http, because fetch does not send a chosen Host.
+  const discover = (target: Bare): Promise<Record<string, unknown>> => new Promise((resolve, reject) => {
+    const { hostname, port } = new URL(target.url);
+    const req = httpRequest({ host: hostname, port, path: '/.well-known/openid-configuration', headers: { host: 'attacker.example' }, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => { body += chunk; });
+      res.on('end', () => { try { resolve(JSON.parse(body) as Record<string, unknown>); } catch (e) { reject(e as Error); } });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  const unpinned = await discover(bare);
+  assert.equal(unpinned.issuer, bare.url);
+  assert.match(String(unpinned.token_endpoint), /^http:\/\/attacker\.example\//, 'oidc-provider itself follows Host (the gap issuer-origin fills)');
+
+  const pinned = await bareProvider();
+  try {
+    pinIssuerOrigin(pinned.provider, pinned.url);
+    const doc = await discover(pinned);
+    assert.equal(doc.token_endpoint, `${pinned.url}/token`);
+    assert.equal(doc.jwks_uri, `${pinned.url}/jwks`);
+  } finally {
+    await pinned.close();
+  }
 });

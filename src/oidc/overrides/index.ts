@@ -35,9 +35,6 @@
  *   (lib/actions/authorization/pushed_authorization_requests.js) and by respond
  *   (lib/actions/authorization/respond.js), which tolerates finding nothing.
  *   → one-time-request-uri.ts
- * - `OIDCContext#urlFor` (lib/helpers/oidc_context.js) builds every published URL from
- *   `ctx.href`, and cookies are `Secure` when `ctx.secure` (lib/models/session.js); both read
- *   the Koa request of `provider.request`. → issuer-origin.ts
  *
  * Supported extension points are used wherever one exists (configuration, `grant.*` events,
  * `getResourceServerInfo`, `extraClientMetadata`); none exists for the points above.
