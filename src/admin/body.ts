@@ -16,14 +16,7 @@ export async function readJsonBody(ctx: Koa.Context, limit = MAX_BODY_BYTES): Pr
   if (!ctx.is('application/json', '+json')) {
     throw new Problem(415, 'request bodies must be application/json');
   }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) throw tooLarge(ctx, limit);
-    chunks.push(chunk);
-  }
-  const text = Buffer.concat(chunks).toString('utf8');
+  const text = await readUpTo(ctx, limit);
   if (!text.trim()) return {};
   let value: unknown;
   try {
@@ -60,6 +53,34 @@ export function checkQuery(query: Record<string, unknown>): void {
   for (const [key, value] of Object.entries(query)) {
     if (`${key}${String(value)}`.includes('\0')) throw new Problem(400, 'query parameters must not contain NUL characters', [{ field: key, message: 'contains NUL' }]);
   }
+}
+
+/**
+ * The body as text, or 413 once more than `limit` bytes arrived. The request stream is paused,
+ * not destroyed, so the socket (and what is read from it, such as the client address for the
+ * audit) stays until the answer is written.
+ */
+function readUpTo(ctx: Koa.Context, limit: number): Promise<string> {
+  const req = ctx.req;
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const done = (error?: Error): void => {
+      req.off('data', onData).off('end', onEnd).off('error', done);
+      if (error) reject(error); else resolve(Buffer.concat(chunks).toString('utf8'));
+    };
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > limit) {
+        req.pause();
+        done(tooLarge(ctx, limit));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = (): void => done();
+    req.on('data', onData).on('end', onEnd).on('error', done);
+  });
 }
 
 function tooLarge(ctx: Koa.Context, limit: number): Problem {

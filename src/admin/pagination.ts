@@ -6,13 +6,15 @@ import { Problem } from './problem.ts';
 // Ids in a cursor come from the store, which writes UUIDs in lower case; anything else was forged.
 const storedUuid = (key: string) => isUuid(key) && key === key.toLowerCase();
 
+const INT8_MAX = 2n ** 63n - 1n;
+
 /** What each list sorts by, so that a cursor is checked before it reaches a query. */
 const KEY_FORMS = {
   clients: (key: string) => CLIENT_ID.test(key),
   roles: (key: string) => ROLE_NAME.test(key),
   users: storedUuid,
   resources: storedUuid,
-  audit: (key: string) => /^[1-9][0-9]{0,18}$/.test(key),
+  audit: (key: string) => /^[1-9][0-9]{0,18}$/.test(key) && BigInt(key) <= INT8_MAX,
 } as const;
 
 export type ListKind = keyof typeof KEY_FORMS;

@@ -117,6 +117,29 @@ test('input PostgreSQL cannot store (NUL characters) or that only costs (deep ne
   assert.equal(server.logs.lines.filter((line) => line.includes('"level":50')).length, 0, 'nothing reached the error log');
 });
 
+test('issue 10 F11: an oversized chunked body is 413, an audit cursor beyond int8 and a since before year 1 are 400, never a 500', async () => {
+  // Chunked: no Content-Length announces the size, so the limit must hold while reading.
+  const chunk = new TextEncoder().encode(`{"name":"big","description":"${'x'.repeat(16 * 1024)}`);
+  let sent = 0;
+  const stream = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (sent++ < 8) controller.enqueue(chunk); else controller.close();
+    },
+  });
+  const res = await fetch(`${server.url}/admin/v1/roles`, {
+    method: 'POST', body: stream, duplex: 'half',
+    headers: { authorization: `Bearer ${admin.token}`, 'content-type': 'application/json' },
+  } as RequestInit);
+  assert.equal(res.status, 413, `${await res.text()} ${server.logs.lines.filter((line) => line.includes('"level":50')).join('\n')}`);
+
+  const beyondInt8 = Buffer.from(JSON.stringify({ l: 'audit', k: '9999999999999999999' })).toString('base64url');
+  assertProblem(await call(server, admin.token, 'GET', `/audit?cursor=${beyondInt8}`), 400, 'cursor');
+  for (const since of ['0000-01-01T00:00:00Z', '-000001-01-01T00:00:00Z', '+275760-09-13T00:00:00Z']) {
+    assertProblem(await call(server, admin.token, 'GET', `/audit?since=${encodeURIComponent(since)}`), 400);
+  }
+  assert.equal(server.logs.lines.filter((line) => line.includes('"level":50')).length, 0, 'nothing reached the error log');
+});
+
 test('unknown paths under /admin/v1 are problem+json 404; a wrong method is 405 with Allow', async () => {
   assertProblem(await call(server, admin.token, 'GET', '/nothing/here'), 404);
   const wrong = await call(server, admin.token, 'PUT', '/clients');

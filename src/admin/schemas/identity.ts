@@ -60,7 +60,10 @@ export const auditQuery = z.strictObject({
   // A pattern rather than an enum: other modules add event types (see audit/events.ts).
   type: z.string().regex(/^[a-z][a-z0-9_.-]{0,63}$/, 'must be an event type such as admin.change').optional(),
   actor: z.string().min(1).max(LIMITS.name).optional(),
-  since: z.iso.datetime({ offset: true }).optional(),
+  // Audit events exist only since Keyward does; far dates (year 0, ±275760) only reach the store to fail there.
+  since: z.iso.datetime({ offset: true })
+    .refine((value) => { const at = Date.parse(value); return Number.isNaN(at) /* the format check says so */ || (at >= 0 && at < Date.UTC(10000, 0, 1)); }, 'must be between 1970-01-01 and 9999-12-31')
+    .optional(),
   limit: z.coerce.number().int().min(1).max(LIMITS.page.max).default(LIMITS.page.default),
   cursor: z.string().max(LIMITS.cursor).optional(),
 });
