@@ -127,6 +127,7 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
       issuer: config.issuer, proxyHops: config.proxyHops, adapter, revocations, clients, roles, resources, now, cookieKeys,
       jwks: providerJwks(await keys.loadUsable()),
       userRoles: (userId) => users.rolesOf(userId),
+      allowPrivateNetworks: config.allowPrivateJwksUri,
       extra: [accountConfiguration(users), interactionConfiguration()] as Partial<Configuration>[],
       audit,
       tokenFingerprint: (value) => hmacSha256(tokenAuditKey, value).toString('base64url'),
@@ -144,7 +145,7 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
     keyScheduler.start();
     const keyService = new KeyService({ keys, scheduler: keyScheduler, settings: keySettings, now });
     const metrics = new Metrics();
-    const routers: Router[] = [healthRoutes({ metrics, ping: () => store.ping(), keysLoaded: () => keyFollower.signing() })];
+    const routers: Router[] = [healthRoutes({ metrics, ping: () => store.ping(), keysLoaded: () => keyFollower.signing(), metricsToken: config.metricsToken })];
     routers.push(jwksCacheRoutes(jwksMaxAgeSeconds(config.keyRotationIntervalMs)), discoveryCacheRoutes());
     routers.push(interactionRoutes({
       provider, clients, resources, users, grants: new OidcGrants(store.prisma), audit, now,

@@ -34,7 +34,7 @@ export async function createDomain(config: Config, store: Store, logger: Logger,
   return {
     kek,
     changes,
-    clients: new ClientService(store.prisma, new SecretHasher(kek), changes, now),
+    clients: new ClientService(store.prisma, new SecretHasher(kek), changes, now, { allowPrivateJwksUri: config.allowPrivateJwksUri }),
     roles: new RoleService(store.prisma, changes),
     resources: new ResourceService(store.prisma, changes),
     users: new UserService(store.prisma, changes),

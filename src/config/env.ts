@@ -73,6 +73,8 @@ const schema = z.object({
   KEYWARD_AUDIT_RETENTION: duration.default(90 * 86_400_000),
   KEYWARD_SHUTDOWN_TIMEOUT: duration.default(10_000),
   KEYWARD_PROXY_HOPS: z.coerce.number().int().min(0).max(10).default(0),
+  KEYWARD_ALLOW_PRIVATE_JWKS_URI: boolean.default(false),
+  KEYWARD_METRICS_TOKEN: z.string().min(16, 'expected at least 16 characters').max(512).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -94,6 +96,10 @@ export interface Config {
   shutdownTimeoutMs: number;
   /** Reverse proxies in front whose X-Forwarded-* headers are trusted (0: none, use the socket). */
   proxyHops: number;
+  /** Clients' jwks_uri may name private or loopback addresses (oidc-provider's SSRF guard lifted). */
+  allowPrivateJwksUri: boolean;
+  /** Set: /metrics answers only `Authorization: Bearer <token>`. */
+  metricsToken: string | undefined;
   logLevel: z.infer<typeof schema>['LOG_LEVEL'];
 }
 
@@ -125,6 +131,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     auditRetentionMs: e.KEYWARD_AUDIT_RETENTION,
     shutdownTimeoutMs: e.KEYWARD_SHUTDOWN_TIMEOUT,
     proxyHops: e.KEYWARD_PROXY_HOPS,
+    allowPrivateJwksUri: e.KEYWARD_ALLOW_PRIVATE_JWKS_URI,
+    metricsToken: e.KEYWARD_METRICS_TOKEN,
     logLevel: e.LOG_LEVEL,
   };
 }

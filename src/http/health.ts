@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import Router from '@koa/router';
 import type { Metrics } from './metrics.ts';
 
@@ -7,6 +8,13 @@ export interface HealthDeps {
   ping(): Promise<void>;
   /** True once a signing key set is loaded. */
   keysLoaded(): boolean;
+  /** KEYWARD_METRICS_TOKEN: when set, /metrics answers only `Authorization: Bearer <token>`. */
+  metricsToken?: string | undefined;
+}
+
+function bearerMatches(header: string, token: string): boolean {
+  const presented = createHash('sha256').update(header.replace(/^Bearer\s+/i, '')).digest();
+  return /^Bearer\s+/i.test(header) && timingSafeEqual(presented, createHash('sha256').update(token).digest());
 }
 
 /** Liveness, readiness and metrics. */
@@ -29,6 +37,13 @@ export function healthRoutes(deps: HealthDeps): Router {
     ctx.body = { status: ready ? 'ready' : 'not ready', checks };
   });
   router.get('/metrics', async (ctx) => {
+    if (deps.metricsToken && !bearerMatches(ctx.get('authorization'), deps.metricsToken)) {
+      ctx.status = 401;
+      ctx.set('WWW-Authenticate', 'Bearer realm="metrics"');
+      ctx.set('Cache-Control', 'no-store');
+      ctx.body = { error: 'invalid_token' };
+      return;
+    }
     ctx.set('Content-Type', deps.metrics.registry.contentType);
     ctx.body = await deps.metrics.registry.metrics();
   });

@@ -8,6 +8,8 @@ export class Metrics {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'keyward_' });
+    // Version details help an attacker pick an exploit more than they help an operator.
+    this.registry.removeSingleMetric('keyward_nodejs_version_info');
     this.requestDuration = new Histogram({
       name: 'keyward_http_request_duration_seconds',
       help: 'HTTP request duration by route, method and status',

@@ -73,7 +73,14 @@ export const roleName = z.string().regex(ROLE_NAME, `must match ${ROLE_NAME.sour
 
 export const roleList = z.array(roleName).max(LIMITS.roles);
 
-export const displayName = z.string().trim().min(1).max(LIMITS.name);
+/**
+ * Control characters and bidirectional overrides (Trojan Source, CVE-2021-42574) let a name
+ * shown on a consent page read as something else; line separators break log lines.
+ */
+const DECEPTIVE = /[\p{Cc}\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069\u2028\u2029]/u;
+
+export const displayName = z.string().trim().min(1).max(LIMITS.name)
+  .refine((text) => !DECEPTIVE.test(text), 'must not contain control or bidirectional-override characters');
 
 /** `limit` and `cursor` of every list. */
 export const pageQuery = z.strictObject({

@@ -8,7 +8,7 @@ import { clientAssertionConfiguration } from './client-assertion.ts';
 import { ClientAdapter, clientConfiguration, oidcScopesOf } from './clients.ts';
 import { AccessTokenVerifier } from './jwt/access-token.ts';
 import type { RevocationList } from './jwt/revocation-list.ts';
-import { installOverrides, oneTimeRequestUri } from './overrides/index.ts';
+import { installOverrides, oneTimeRequestUri, privateNetworkFetch } from './overrides/index.ts';
 import { policyConfiguration } from './policy.ts';
 import { refreshRotationConfiguration } from './refresh-rotation.ts';
 import { resourceConfiguration, resourceServerInfo } from './resources.ts';
@@ -33,6 +33,8 @@ export interface ProviderDeps {
   cookieKeys: string[];
   now: () => Date;
   userRoles?: ClaimDeps['userRoles'];
+  /** KEYWARD_ALLOW_PRIVATE_JWKS_URI: outgoing requests may reach private and loopback addresses. */
+  allowPrivateNetworks?: boolean;
   /** Further configuration parts (interactions, accounts, ...) owned by other modules. */
   extra?: Partial<Configuration>[];
   /** Where token issuance and revocation are audited (buffered). */
@@ -80,6 +82,7 @@ export function createProvider(deps: ProviderDeps): Provider {
     clientAssertionConfiguration(deps.now),
     refreshRotationConfiguration((ctx, resource, client) => resourceServerInfo(deps, ctx, resource, client)),
     claimsConfiguration({ clients: deps.clients, ...(deps.userRoles ? { userRoles: deps.userRoles } : {}) }),
+    deps.allowPrivateNetworks ? privateNetworkFetch() : {},
     ...(deps.extra ?? []),
   ]);
   clientAdapter = new ClientAdapter(deps.clients, oidcScopesOf(configuration));

@@ -216,3 +216,31 @@ test('every client change is an admin.change audit event with actor, subject and
 test('no client secret or hash appears in any response after creation, nor in any log line', async () => {
   await assertNoLeaks(server);
 });
+
+test('issue 10 F11: client_name with control or bidirectional-override characters is refused (what a consent page would show)', async () => {
+  for (const name of ['Good\u202Eevil', 'Pay\u2066ments\u2069', 'line\nbreak', 'tab\there', 'nul\u0001x', 'sep\u2028x']) {
+    const res = await call(server, admin.token, 'POST', '/clients', { ...service, client_name: name });
+    assertProblem(res, 400);
+    assert.deepEqual(failingFields(res), ['client_name'], JSON.stringify(name));
+  }
+  const ok = await call(server, admin.token, 'POST', '/clients', { ...service, client_name: 'Café ☕ 注文 مرحبا' });
+  assert.equal(ok.status, 201, ok.text);
+});
+
+test('issue 10 F11: a jwks_uri on a private or loopback address is refused with a clear problem (oidc-provider never fetches it), unless KEYWARD_ALLOW_PRIVATE_JWKS_URI', async () => {
+  const keyClient = (jwks_uri: string) => ({ client_name: 'k', grant_types: ['client_credentials'], token_endpoint_auth_method: 'private_key_jwt', jwks_uri });
+  for (const uri of ['http://127.0.0.1:9/jwks', 'https://10.1.2.3/jwks', 'https://192.168.0.10/jwks', 'https://[::1]/jwks', 'https://169.254.169.254/latest', 'http://localhost:8080/jwks', 'https://[::ffff:10.0.0.1]/jwks']) {
+    const res = await call(server, admin.token, 'POST', '/clients', keyClient(uri));
+    assertProblem(res, 400, 'KEYWARD_ALLOW_PRIVATE_JWKS_URI');
+    assert.deepEqual(failingFields(res), ['jwks_uri'], uri);
+  }
+  assert.equal((await call(server, admin.token, 'POST', '/clients', keyClient('https://keys.example.com/jwks'))).status, 201);
+  const allowing = await startServer(db, { KEYWARD_ALLOW_PRIVATE_JWKS_URI: 'true' });
+  try {
+    const other = await adminClient(allowing);
+    const res = await call(allowing, other.token, 'POST', '/clients', keyClient('https://10.1.2.3/jwks'));
+    assert.equal(res.status, 201, res.text);
+  } finally {
+    await allowing.stop();
+  }
+});

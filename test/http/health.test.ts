@@ -53,3 +53,22 @@ test('/metrics serves Prometheus text with process metrics and the request histo
   assert.match(text, /keyward_process_resident_memory_bytes/);
   assert.match(text, /keyward_http_request_duration_seconds_bucket\{[^}]*route="\/\.well-known\/openid-configuration"[^}]*status="200"/);
 });
+
+test('issue 10 F11: /metrics shows no version details, and with KEYWARD_METRICS_TOKEN answers only that bearer token', async () => {
+  assert.doesNotMatch(await (await fetch(`${server.url}/metrics`)).text(), /version_info|version="/);
+  const token = 'metrics-scraper-token-0123456789';
+  const guarded = await startServer(db, { KEYWARD_METRICS_TOKEN: token });
+  try {
+    for (const authorization of [undefined, 'Bearer wrong-token-0123456789abcd', `Basic ${token}`, `Bearer ${token}x`]) {
+      const res = await fetch(`${guarded.url}/metrics`, { headers: authorization ? { authorization } : {} });
+      assert.equal(res.status, 401, authorization);
+      assert.match(res.headers.get('www-authenticate') ?? '', /^Bearer/);
+      assert.doesNotMatch(await res.text(), /keyward_/);
+    }
+    const res = await fetch(`${guarded.url}/metrics`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(res.status, 200);
+    assert.match(await res.text(), /keyward_process_resident_memory_bytes/);
+  } finally {
+    await guarded.stop();
+  }
+});

@@ -5,14 +5,12 @@ import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import * as oidc from 'openid-client';
-import { providerJwks } from '../../src/keys/keyset.ts';
-import { createProvider } from '../../src/oidc/provider.ts';
-import { oidcArtifactAdapters } from '../../src/store/oidc-adapters.ts';
 import { createTestDatabase, startServer, type TestDatabase, type TestServer } from '../support/harness.ts';
 import { ORDERS, postForm, relyingParty, seedOrders, verifyAccessToken } from './service-fixtures.ts';
 
 let db: TestDatabase;
 let server: TestServer;
+let privateNetworks: TestServer;
 let jwksServer: Server;
 let jwksFetches = 0;
 let inline: { id: string; key: CryptoKey; kid: string };
@@ -43,7 +41,10 @@ before(async () => {
   });
   await new Promise<void>((resolve) => jwksServer.listen(0, '127.0.0.1', resolve));
   const { port } = jwksServer.address() as AddressInfo;
-  const viaUri = await server.keyward.clients.create({
+  // A second instance on the same store lets oidc-provider fetch from private networks; only
+  // it may register a loopback jwks_uri. The first keeps the default guard.
+  privateNetworks = await startServer(db, { KEYWARD_ALLOW_PRIVATE_JWKS_URI: 'true' });
+  const viaUri = await privateNetworks.keyward.clients.create({
     client_name: 'pkjwt jwks_uri', grant_types: ['client_credentials'], token_endpoint_auth_method: 'private_key_jwt',
     jwks_uri: `http://127.0.0.1:${port}/jwks.json`, roles: ['orders-reader'], default_resource: ORDERS,
   });
@@ -51,6 +52,7 @@ before(async () => {
 });
 after(async () => {
   jwksServer?.close();
+  await privateNetworks?.stop();
   await server?.stop();
   await db?.drop();
 });
@@ -87,23 +89,10 @@ test('SSRF guard: by default a jwks_uri on a loopback or private address is neve
   assert.equal(jwksFetches, 0);
 });
 
-test('RFC 7523 §2.2: private_key_jwt with keys fetched from the client jwks_uri', async () => {
-  // oidc-provider refuses special-use addresses (SSRF protection, see the previous test); the
-  // JWKS server of this test lives on loopback, so this instance is rebuilt with a fetch that
-  // lets loopback through, the way the provider is rebuilt on a key reload.
-  const { keyward } = server;
-  keyward.provider.swap(createProvider({
-    issuer: keyward.config.issuer, adapter: oidcArtifactAdapters(keyward.store.prisma, () => new Date()), revocations: keyward.revocations, clients: keyward.clients, roles: keyward.roles,
-    resources: keyward.resources, now: () => new Date(), cookieKeys: ['test-only'], audit: keyward.audit,
-    jwks: providerJwks(await keyward.keys.loadUsable()),
-    extra: [{ fetch: (url: string | URL | Request, options?: RequestInit) => {
-      delete (options as { dispatcher?: unknown } | undefined)?.dispatcher;
-      return fetch(url, options);
-    } }],
-  }));
-  const rp = await relyingParty(server.url, remote.id, oidc.PrivateKeyJwt({ key: remote.key, kid: remote.kid }), { token_endpoint_auth_method: 'private_key_jwt' });
+test('RFC 7523 §2.2: private_key_jwt with keys fetched from the client jwks_uri (a loopback one, with KEYWARD_ALLOW_PRIVATE_JWKS_URI)', async () => {
+  const rp = await relyingParty(privateNetworks.url, remote.id, oidc.PrivateKeyJwt({ key: remote.key, kid: remote.kid }), { token_endpoint_auth_method: 'private_key_jwt' });
   const tokens = await oidc.clientCredentialsGrant(rp, { scope: 'orders:read' });
-  const { payload } = await verifyAccessToken(server.url, tokens.access_token, ORDERS);
+  const { payload } = await verifyAccessToken(privateNetworks.url, tokens.access_token, ORDERS);
   assert.equal(payload.client_id, remote.id);
   assert.equal(jwksFetches, 1);
 });

@@ -368,3 +368,11 @@ test('oidc-provider 9.x: discovery builds endpoint URLs from the request\'s Host
     await pinned.close();
   }
 });
+
+test('oidc-provider 9.x: fetchRequest puts its SSRF-guarded dispatcher in options.dispatcher, then calls the fetch configuration with those options (private-fetch.ts)', async () => {
+  const source = await readFile(new URL('../../node_modules/oidc-provider/lib/helpers/fetch_request.js', import.meta.url), 'utf8');
+  const body = source.slice(source.indexOf('export default async function fetchRequest'));
+  assert.match(body, /options\.dispatcher = dispatcher;/);
+  assert.match(body, /return instance\(provider\)\.configuration\.fetch\(url, options\);/);
+  assert.ok(body.indexOf('options.dispatcher = dispatcher') < body.indexOf('configuration.fetch(url, options)'));
+});

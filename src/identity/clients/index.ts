@@ -1,4 +1,4 @@
-export { ClientService, type ClientInput, type ClientPatch } from './service.ts';
+export { ClientService, type ClientInput, type ClientPatch, type ClientServiceOptions } from './service.ts';
 export type { ClientRecord, ClientView, StoredSecret } from './rows.ts';
 export {
   AUTH_METHODS, GRANT_TYPES, clientShapeIssues, isConfidential, mayObtain, metadataOf, storedMetadata,

@@ -4,6 +4,7 @@ import type { ChangeFeed } from '../../store/changes.ts';
 import { Conflict, Invalid, NotFound } from '../../domain/errors.ts';
 import { pageOf, type Page, type PageRequest } from '../../domain/page.ts';
 import { isMissingRow, isUniqueViolation } from '../../store/prisma-errors.ts';
+import { isPrivateHost } from '../network.ts';
 import { checkRoles } from '../roles.ts';
 import type { SecretHasher } from '../secrets.ts';
 import { ClientRecordCache } from './cache.ts';
@@ -41,9 +42,17 @@ export interface ClientPatch extends Partial<MetadataInput> {
   disabled?: boolean | undefined;
 }
 
+export interface ClientServiceOptions {
+  /** KEYWARD_ALLOW_PRIVATE_JWKS_URI: a jwks_uri may name a private or loopback address. */
+  allowPrivateJwksUri?: boolean;
+}
+
 /** Refuses metadata that breaks a rule between fields, naming every field at fault. */
-function checkShape(metadata: ClientMetadata, firstParty: boolean | undefined): void {
+function checkShape(metadata: ClientMetadata, firstParty: boolean | undefined, options: ClientServiceOptions): void {
   const issues = clientShapeIssues({ ...metadata, first_party: firstParty });
+  if (metadata.jwks_uri && !options.allowPrivateJwksUri && isPrivateHost(new URL(metadata.jwks_uri).hostname)) {
+    issues.push({ field: 'jwks_uri', message: 'names a private or loopback address, which Keyward never fetches; publish the keys elsewhere, give jwks inline, or set KEYWARD_ALLOW_PRIVATE_JWKS_URI=true' });
+  }
   if (!issues.length) return;
   throw new Invalid(
     `invalid client metadata: ${issues.map((i) => `${i.field}: ${i.message}`).join('; ')}`,
@@ -61,6 +70,7 @@ export class ClientService {
     hasher: SecretHasher,
     private readonly changes: ChangeFeed,
     now: () => Date,
+    private readonly options: ClientServiceOptions = {},
   ) {
     this.#records = new ClientRecordCache(prisma, changes);
     this.#secrets = new ClientSecrets(prisma, hasher, changes, now);
@@ -89,7 +99,7 @@ export class ClientService {
   /** Creates a client; a confidential one gets a generated secret returned only here. */
   async create(input: ClientInput): Promise<{ client: ClientView; client_secret?: string }> {
     const metadata = metadataOf(input);
-    checkShape(metadata, input.first_party);
+    checkShape(metadata, input.first_party, this.options);
     const clientId = input.client_id ?? randomBytes(16).toString('base64url');
     const secret = this.#secrets.initial(metadata.token_endpoint_auth_method, input.client_secret);
     await checkRoles(this.prisma, input.roles ?? []);
@@ -150,7 +160,7 @@ export class ClientService {
     const defined = Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)) as ClientPatch;
     const merged = { ...current, ...defined };
     const metadata = metadataOf(merged);
-    checkShape(metadata, merged.first_party);
+    checkShape(metadata, merged.first_party, this.options);
     if (patch.roles) await checkRoles(this.prisma, patch.roles);
     if (patch.resource_server) await this.#checkResourceServer(patch.resource_server);
     const dropSecrets = !isConfidential(metadata.token_endpoint_auth_method);

@@ -35,6 +35,8 @@
  *   (lib/actions/authorization/pushed_authorization_requests.js) and by respond
  *   (lib/actions/authorization/respond.js), which tolerates finding nothing.
  *   → one-time-request-uri.ts
+ * - `fetchRequest` (lib/helpers/fetch_request.js) sets `options.dispatcher` to its SSRF-guarded
+ *   undici Agent, then calls the `fetch` configuration with those options. → private-fetch.ts
  *
  * Supported extension points are used wherever one exists (configuration, `grant.*` events,
  * `getResourceServerInfo`, `extraClientMetadata`); none exists for the points above.
@@ -50,6 +52,7 @@ import { answerUnauthorizedClient } from './unauthorized-client.ts';
 
 export { SECRET_PLACEHOLDER } from './client-secret.ts';
 export { oneTimeRequestUri } from './one-time-request-uri.ts';
+export { privateNetworkFetch } from './private-fetch.ts';
 export { narrowRequestedScope, requestedScopes } from './requested-scope.ts';
 export { tokenErrorAnswered } from './unauthorized-client.ts';
 
