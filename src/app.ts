@@ -29,7 +29,7 @@ import { KeyService } from './keys/service.ts';
 import { discoveryCacheRoutes, jwksCacheRoutes } from './http/jwks-cache.ts';
 import type { Logger } from './log/logger.ts';
 import { accountConfiguration } from './oidc/accounts.ts';
-import { interactionConfiguration } from './interaction/provider-pages.ts';
+import { interactionConfiguration, providerPageHeaders } from './interaction/provider-pages.ts';
 import { CsrfTokens } from './interaction/csrf.ts';
 import { interactionRoutes } from './interaction/routes.ts';
 import { LoginThrottle } from './interaction/throttle.ts';
@@ -128,6 +128,7 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
       jwks: providerJwks(await keys.loadUsable()),
       userRoles: (userId) => users.rolesOf(userId),
       allowPrivateNetworks: config.allowPrivateJwksUri,
+      pageHeaders: providerPageHeaders,
       extra: [accountConfiguration(users), interactionConfiguration()] as Partial<Configuration>[],
       audit,
       tokenFingerprint: (value) => hmacSha256(tokenAuditKey, value).toString('base64url'),

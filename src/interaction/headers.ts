@@ -23,12 +23,17 @@ export function formTarget(uri: unknown): string | undefined {
   }
 }
 
-/** Headers for every page Keyward renders for a person: no framing, no caching, no referrer, no script. */
-export function setPageHeaders(ctx: Pick<Context, 'set'>, formTargets: (string | undefined)[] = []): void {
+/**
+ * Headers for every page Keyward serves to a person: no framing, no caching, no referrer, and
+ * no script except the exact inline scripts named by hash (oidc-provider's auto-submitting
+ * form_post page has one).
+ */
+export function setPageHeaders(ctx: Pick<Context, 'set'>, formTargets: (string | undefined)[] = [], scriptHashes: string[] = []): void {
   const targets = ["'self'", ...new Set(formTargets.filter((t): t is string => Boolean(t)))];
   ctx.set('Content-Security-Policy', [
     "default-src 'none'",
     `style-src ${STYLE_HASH}`,
+    ...(scriptHashes.length ? [`script-src ${scriptHashes.join(' ')}`] : []),
     `form-action ${targets.join(' ')}`,
     "frame-ancestors 'none'",
     "base-uri 'none'",

@@ -1,4 +1,5 @@
 import type { Configuration, KoaContextWithOIDC } from 'oidc-provider';
+import type { PageHeaders } from '../oidc/overrides/index.ts';
 import { formTarget, setPageHeaders } from './headers.ts';
 import { errorPage, loggedOutPage, logoutPage, type ErrorView } from './views.ts';
 
@@ -51,3 +52,8 @@ export function interactionConfiguration(): Partial<Configuration> {
     },
   };
 }
+
+/** The same headers for the pages oidc-provider renders itself (the form_post auto-submit). */
+export const providerPageHeaders: PageHeaders = (ctx, page) => {
+  setPageHeaders(ctx, page.formTargets.map(formTarget), page.scriptHashes);
+};

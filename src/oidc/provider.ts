@@ -8,7 +8,7 @@ import { clientAssertionConfiguration } from './client-assertion.ts';
 import { ClientAdapter, clientConfiguration, oidcScopesOf } from './clients.ts';
 import { AccessTokenVerifier } from './jwt/access-token.ts';
 import type { RevocationList } from './jwt/revocation-list.ts';
-import { installOverrides, oneTimeRequestUri, privateNetworkFetch } from './overrides/index.ts';
+import { installOverrides, oneTimeRequestUri, privateNetworkFetch, type PageHeaders } from './overrides/index.ts';
 import { policyConfiguration } from './policy.ts';
 import { refreshRotationConfiguration } from './refresh-rotation.ts';
 import { resourceConfiguration, resourceServerInfo } from './resources.ts';
@@ -35,6 +35,8 @@ export interface ProviderDeps {
   userRoles?: ClaimDeps['userRoles'];
   /** KEYWARD_ALLOW_PRIVATE_JWKS_URI: outgoing requests may reach private and loopback addresses. */
   allowPrivateNetworks?: boolean;
+  /** Page headers for the HTML oidc-provider renders itself (see overrides/html-pages.ts). */
+  pageHeaders?: PageHeaders;
   /** Further configuration parts (interactions, accounts, ...) owned by other modules. */
   extra?: Partial<Configuration>[];
   /** Where token issuance and revocation are audited (buffered). */
@@ -92,6 +94,7 @@ export function createProvider(deps: ProviderDeps): Provider {
   provider.maxIpsCount = deps.proxyHops ?? 0;
   installOverrides(provider, {
     issuer: deps.issuer,
+    pageHeaders: deps.pageHeaders,
     clients: deps.clients,
     jwtTokens: {
       verifier: new AccessTokenVerifier(deps.issuer, deps.jwks.keys as JWK[], deps.now),

@@ -376,3 +376,13 @@ test('oidc-provider 9.x: fetchRequest puts its SSRF-guarded dispatcher in option
   assert.match(body, /return instance\(provider\)\.configuration\.fetch\(url, options\);/);
   assert.ok(body.indexOf('options.dispatcher = dispatcher') < body.indexOf('configuration.fetch(url, options)'));
 });
+
+test('oidc-provider 9.x: form_post renders one inline <script> and a <form action>, with no hook; resume sets the Interaction entity before its end-session form_post (html-pages.ts)', async () => {
+  const lib = new URL('../../node_modules/oidc-provider/lib/', import.meta.url);
+  const formPost = await readFile(new URL('response_modes/form_post.js', lib), 'utf8');
+  assert.equal(formPost.match(/<script>/g)?.length, 1);
+  assert.match(formPost, /<form method="post" action="\$\{htmlSafe\(action\)\}">/);
+  const resume = await readFile(new URL('actions/authorization/resume.js', lib), 'utf8');
+  const entity = resume.indexOf("ctx.oidc.entity('Interaction', interactionSession)");
+  assert.ok(entity > 0 && entity < resume.indexOf('formPost(ctx'), 'Interaction entity set before the form_post');
+});

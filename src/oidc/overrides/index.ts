@@ -35,6 +35,10 @@
  *   (lib/actions/authorization/pushed_authorization_requests.js) and by respond
  *   (lib/actions/authorization/respond.js), which tolerates finding nothing.
  *   → one-time-request-uri.ts
+ * - The `form_post` response mode (lib/response_modes/form_post.js), which resume also uses to
+ *   end the previous session on an account switch, renders HTML with no hook of ours: one
+ *   inline `<script>` and one `<form action="…">`; on resume the interaction is
+ *   `ctx.oidc.entities.Interaction` before that page renders. → html-pages.ts
  * - `fetchRequest` (lib/helpers/fetch_request.js) sets `options.dispatcher` to its SSRF-guarded
  *   undici Agent, then calls the `fetch` configuration with those options. → private-fetch.ts
  *
@@ -44,6 +48,7 @@
 import type { KoaContextWithOIDC, Provider } from 'oidc-provider';
 import { JwtTokenEndpoints, type JwtEndpointDeps } from '../jwt/endpoints.ts';
 import { addClientChallenge } from './client-challenge.ts';
+import { pageOf, type PageHeaders } from './html-pages.ts';
 import { pinIssuerOrigin } from './issuer-origin.ts';
 import { installSecretVerification, type SecretVerifier } from './client-secret.ts';
 import { oidcOf } from './context.ts';
@@ -56,7 +61,11 @@ export { privateNetworkFetch } from './private-fetch.ts';
 export { narrowRequestedScope, requestedScopes } from './requested-scope.ts';
 export { tokenErrorAnswered } from './unauthorized-client.ts';
 
+export type { PageHeaders, ProviderPage } from './html-pages.ts';
+
 export interface OverrideDeps {
+  /** The page headers for the HTML oidc-provider renders itself (form_post). */
+  pageHeaders?: PageHeaders | undefined;
   issuer: string;
   clients: SecretVerifier;
   jwtTokens: JwtEndpointDeps;
@@ -77,5 +86,9 @@ export function installOverrides(provider: Provider, deps: OverrideDeps): void {
     await answerJwtTokens(ctx as KoaContextWithOIDC, oidc, jwtTokens);
     answerUnauthorizedClient(ctx as KoaContextWithOIDC, oidc);
     addClientChallenge(ctx as KoaContextWithOIDC, oidc, provider.issuer);
+    if (deps.pageHeaders) {
+      const page = pageOf(ctx as KoaContextWithOIDC);
+      if (page) deps.pageHeaders(ctx as KoaContextWithOIDC, page);
+    }
   });
 }
