@@ -114,7 +114,7 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
     const bootstrap = bootstrapped.acquired ? bootstrapped.value : undefined;
     if (bootstrap?.created) audit.record({ type: 'client.bootstrap', subject: bootstrap.clientId, outcome: 'success' });
 
-    await ensureInitialKeys(store.sql, keys, config.signingAlgs, now, audit);
+    await ensureInitialKeys(store.sql, keys, config.signingAlgs, now, audit, logger);
     // Read before the first build: a change racing it is then seen as a difference and reloaded.
     const loadedKeys = await keys.fingerprint();
     const cookieKeys = [deriveKey(kek, 'cookies').toString('base64url')];

@@ -24,8 +24,10 @@ export class Problem extends Error {
     readonly status: number,
     readonly detail: string,
     readonly errors?: FieldError[],
-    /** Response headers the problem implies (WWW-Authenticate, Allow). */
+    /** Response headers the problem implies (WWW-Authenticate, Allow, Retry-After). */
     readonly headers: Record<string, string> = {},
+    /** RFC 9457 §3.2 extension members, e.g. `possible_at` of a refused key rotation. */
+    readonly extensions: Record<string, string> = {},
   ) {
     super(detail);
   }
@@ -37,6 +39,7 @@ export class Problem extends Error {
       status: this.status,
       detail: this.detail,
       ...(this.errors?.length ? { errors: this.errors } : {}),
+      ...this.extensions,
     };
   }
 }
@@ -47,6 +50,7 @@ export interface ProblemBody {
   status: number;
   detail: string;
   errors?: FieldError[];
+  [extension: string]: unknown;
 }
 
 /** The schema of every error body, for the OpenAPI document. */
@@ -56,6 +60,7 @@ export const ProblemSchema = z.object({
   status: z.number().int(),
   detail: z.string(),
   errors: z.array(z.object({ field: z.string(), message: z.string() })).optional(),
+  possible_at: z.string().optional().describe('When a refused key rotation becomes possible'),
 });
 
 /** A field path as clients name it: `redirect_uris[0]`, `jwks.keys[1].kty`. */
@@ -79,7 +84,10 @@ export function toProblem(error: unknown): Problem | undefined {
   if (error instanceof DomainError) {
     const fields = Object.entries(error.fields ?? {}).map(([field, message]) => ({ field, message }));
     if (error instanceof NotFound) return new Problem(404, error.message);
-    if (error instanceof Conflict) return new Problem(409, error.message, fields);
+    if (error instanceof Conflict) {
+      if (!error.retryAt) return new Problem(409, error.message, fields);
+      return new Problem(409, error.message, fields, { 'Retry-After': error.retryAt.toUTCString() }, { possible_at: error.retryAt.toISOString() });
+    }
     if (error instanceof Invalid) return new Problem(400, error.message, fields);
   }
   return undefined;

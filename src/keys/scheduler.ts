@@ -111,9 +111,7 @@ export class KeyScheduler {
       const locked = await this.deps.sql.withAdvisoryLock(KEY_LIFECYCLE_LOCK, async () => {
         const settings = await this.deps.settings();
         const at = this.deps.now();
-        for (const transition of decide(await this.deps.keys.list(), at, settings)) {
-          applied.push(await this.#apply(transition, at, reason, actor));
-        }
+        await applyTransitions(this.deps, decide(await this.deps.keys.list(), at, settings), at, reason, actor, applied);
       }, { wait: options.wait });
       return { acquired: locked.acquired, applied };
     } finally {
@@ -126,30 +124,6 @@ export class KeyScheduler {
   /** When the next scheduled transition falls due (from the store, not from uptime). */
   async nextDueAt(): Promise<Date | undefined> {
     return plan(await this.deps.keys.list(), this.deps.now(), await this.deps.settings()).nextAt;
-  }
-
-  async #apply(transition: Transition, at: Date, reason: TransitionReason, actor: string | undefined): Promise<AppliedTransition> {
-    const record = transition.kind === 'create'
-      ? await this.deps.keys.create(transition.alg, transition.to, this.deps.now)
-      : await this.deps.keys.transition(transition.kid, transition.to, at);
-    const applied: AppliedTransition = {
-      kid: record.kid,
-      alg: record.alg,
-      from: transition.kind === 'create' ? null : transition.from,
-      to: record.state,
-      at: transition.kind === 'create' ? record.createdAt : at,
-      reason,
-    };
-    this.deps.audit.record({
-      type: 'key.transition',
-      actor: actor ?? 'scheduler',
-      subject: record.kid,
-      outcome: 'success',
-      details: { alg: applied.alg, from: applied.from, to: applied.to, reason },
-      at: applied.at,
-    });
-    this.deps.logger.info({ kid: applied.kid, alg: applied.alg, from: applied.from, to: applied.to, reason }, 'signing key transition');
-    return applied;
   }
 
   #exclusive<T>(fn: () => Promise<T>): Promise<T> {
@@ -184,4 +158,51 @@ export class KeyScheduler {
     }
     return delay;
   }
+}
+
+/**
+ * Applies `transitions` in order, each an audit event and a log line, appending each to
+ * `applied` as it is made (so a failure part-way still reports what was done). A next key
+ * created in the same batch as the first active key of its algorithm is stamped with that
+ * key's creation time: nothing was published in between, so no JWKS ever held one without
+ * the other (lifecycle.ts rotatableAt relies on it).
+ */
+export async function applyTransitions(
+  deps: Pick<KeySchedulerDeps, 'keys' | 'audit' | 'logger' | 'now'>,
+  transitions: readonly Transition[],
+  at: Date,
+  reason: TransitionReason,
+  actor: string | undefined,
+  applied: AppliedTransition[] = [],
+): Promise<AppliedTransition[]> {
+  const createdActive = new Map<SigningAlg, Date>();
+  for (const transition of transitions) {
+    let record;
+    if (transition.kind === 'create') {
+      const with_ = createdActive.get(transition.alg);
+      record = await deps.keys.create(transition.alg, transition.to, transition.to === 'staged' && with_ ? () => with_ : deps.now);
+      if (transition.to === 'active') createdActive.set(transition.alg, record.createdAt);
+    } else {
+      record = await deps.keys.transition(transition.kid, transition.to, at);
+    }
+    const made: AppliedTransition = {
+      kid: record.kid,
+      alg: record.alg,
+      from: transition.kind === 'create' ? null : transition.from,
+      to: record.state,
+      at: transition.kind === 'create' ? record.createdAt : at,
+      reason,
+    };
+    deps.audit.record({
+      type: 'key.transition',
+      actor: actor ?? (reason === 'initial' ? 'startup' : 'scheduler'),
+      subject: record.kid,
+      outcome: 'success',
+      details: { alg: made.alg, from: made.from, to: made.to, reason },
+      at: made.at,
+    });
+    deps.logger.info({ kid: made.kid, alg: made.alg, from: made.from, to: made.to, reason }, 'signing key transition');
+    applied.push(made);
+  }
+  return applied;
 }

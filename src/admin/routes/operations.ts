@@ -16,14 +16,14 @@ export function keyRoutes(keys: AdminKeyService): AdminRoute[] {
   return [
     defineRoute({
       method: 'get', path: '/keys', operationId: 'listKeys', tag: 'keys',
-      summary: 'Signing keys with their state and next scheduled transition (public information only)',
+      summary: 'Signing keys (current, next, previous) with their state, publication and next scheduled transition (public information only)',
       response: { status: 200, description: 'Every signing key', schema: keyList },
       handler: async () => ({ items: await keys.list() }),
     }),
     defineRoute({
       method: 'post', path: '/keys/rotate', operationId: 'rotateKeys', tag: 'keys',
-      summary: 'Start a rotation now (stage successors); emergency retires the active key at once',
-      body: keyRotate, bodyOptional: true,
+      summary: 'Activate the next key now (409 with possible_at while a cached JWKS may lack it); emergency also withdraws the current key at once',
+      body: keyRotate, bodyOptional: true, conflicts: true,
       response: { status: 200, description: 'The new key set', schema: keyList },
       handler: async ({ body, principal }) => ({
         items: await keys.rotate({ ...(body.alg ? { alg: body.alg } : {}), emergency: body.emergency ?? false, actor: principal.actor }),
