@@ -100,7 +100,7 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
       if (applied.length) logger.info({ migrations: applied }, 'migrations applied');
     }
     const domain = await createDomain(config, store, logger, now);
-    const { kek, changes, clients, roles, resources, users, keys, audit, keySettings } = domain;
+    const { kek, changes, clients, roles, resources, users, keys, audit, keySettings, jwksConsumers } = domain;
     await changes.start();
     startedFeed = changes;
     audit.start();
@@ -136,18 +136,20 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
     const provider = new ProviderHolder(await build());
     const keyFollower = new KeySetFollower({ keys, changes, logger, rebuild: async () => provider.swap(await build()) });
     keyFollower.start(loadedKeys);
+    jwksConsumers.start();
     const keyScheduler = new KeyScheduler({
       sql: store.sql, keys, audit, logger, now, settings: keySettings, ...(options.timers ? { timers: options.timers } : {}),
+      ...(config.keyRotationWaitForConsumers ? { waitForConsumers: { consumers: jwksConsumers, maxDelayMs: config.keyRotationMaxDelayMs } } : {}),
       changed: async () => {
         await keyFollower.reload();
         await changes.publish({ kind: 'keys' });
       },
     });
     keyScheduler.start();
-    const keyService = new KeyService({ keys, scheduler: keyScheduler, settings: keySettings, now });
+    const keyService = new KeyService({ keys, scheduler: keyScheduler, settings: keySettings, now, consumers: jwksConsumers });
     const metrics = new Metrics();
     const routers: Router[] = [healthRoutes({ metrics, ping: () => store.ping(), keysLoaded: () => keyFollower.signing(), metricsToken: config.metricsToken })];
-    routers.push(jwksCacheRoutes(jwksMaxAgeSeconds(config.keyRotationIntervalMs)), discoveryCacheRoutes());
+    routers.push(jwksCacheRoutes(jwksMaxAgeSeconds(config.keyRotationIntervalMs), (ctx) => jwksConsumers.record(ctx.ip, ctx.get('user-agent'))), discoveryCacheRoutes());
     routers.push(interactionRoutes({
       provider, clients, resources, users, grants: new OidcGrants(store.prisma), audit, now,
       csrf: new CsrfTokens(deriveKey(kek, 'interaction-csrf')),
@@ -195,6 +197,7 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
         }
         await keyScheduler.stop();
         await keyFollower.stop();
+        await jwksConsumers.stop();
         await audit.stop();
         await changes.stop();
         if (ownsStore) await store.close();

@@ -69,6 +69,8 @@ const schema = z.object({
   KEYWARD_BOOTSTRAP_ADMIN_CLIENT_ID: z.string().min(CHOSEN_CLIENT_ID_MIN, clientIdForm).regex(CLIENT_ID, clientIdForm).optional(),
   KEYWARD_BOOTSTRAP_ADMIN_CLIENT_SECRET: z.string().min(32, 'expected at least 32 characters').max(512).optional(),
   KEYWARD_KEY_ROTATION_INTERVAL: duration.default(30 * 86_400_000),
+  KEYWARD_KEY_ROTATION_WAIT_FOR_CONSUMERS: boolean.default(false),
+  KEYWARD_KEY_ROTATION_MAX_DELAY: duration.default(7 * 86_400_000),
   KEYWARD_SIGNING_ALGS: signingAlgs.default(['ES256', 'RS256']),
   KEYWARD_AUDIT_RETENTION: duration.default(90 * 86_400_000),
   KEYWARD_SHUTDOWN_TIMEOUT: duration.default(10_000),
@@ -90,6 +92,9 @@ export interface Config {
   autoMigrate: boolean;
   bootstrapAdmin: { clientId: string | undefined; clientSecret: string | undefined };
   keyRotationIntervalMs: number;
+  /** Scheduled rotation waits until every JWKS consumer seen recently has fetched the next key, at most keyRotationMaxDelayMs. */
+  keyRotationWaitForConsumers: boolean;
+  keyRotationMaxDelayMs: number;
   /** Algorithms that always have a signing key (KEYWARD_SIGNING_ALGS). */
   signingAlgs: SigningAlg[];
   auditRetentionMs: number;
@@ -127,6 +132,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     autoMigrate: e.KEYWARD_AUTO_MIGRATE,
     bootstrapAdmin: { clientId: e.KEYWARD_BOOTSTRAP_ADMIN_CLIENT_ID, clientSecret: e.KEYWARD_BOOTSTRAP_ADMIN_CLIENT_SECRET },
     keyRotationIntervalMs: e.KEYWARD_KEY_ROTATION_INTERVAL,
+    keyRotationWaitForConsumers: e.KEYWARD_KEY_ROTATION_WAIT_FOR_CONSUMERS,
+    keyRotationMaxDelayMs: e.KEYWARD_KEY_ROTATION_MAX_DELAY,
     signingAlgs: e.KEYWARD_SIGNING_ALGS,
     auditRetentionMs: e.KEYWARD_AUDIT_RETENTION,
     shutdownTimeoutMs: e.KEYWARD_SHUTDOWN_TIMEOUT,

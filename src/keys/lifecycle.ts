@@ -145,16 +145,24 @@ function completeAlg(g: AlgKeys, alg: SigningAlg): Transition[] {
   return g.successor ? [] : [createNext(alg)];
 }
 
+/**
+ * Scheduled promotions held back (KEYWARD_KEY_ROTATION_WAIT_FOR_CONSUMERS): per algorithm,
+ * until when the schedule looks again. The scheduler decides them from the readiness view.
+ */
+export type Holds = ReadonlyMap<SigningAlg, Date>;
+
 /** The scheduled plan for one algorithm. */
-function planAlg(g: AlgKeys, now: Date, s: LifecycleSettings, alg: SigningAlg): Plan {
+function planAlg(g: AlgKeys, now: Date, s: LifecycleSettings, alg: SigningAlg, holds: Holds): Plan {
   const due: Transition[] = completeAlg(g, alg);
   const pending: Date[] = [];
   const at = now.getTime();
 
   if (g.current && g.successor) {
     const promote = promotionAt(g.current, g.successor, s);
-    if (promote.getTime() <= at) due.push(move(g.successor, 'active'), move(g.current, 'retiring'), createNext(alg));
-    else pending.push(promote);
+    const held = holds.get(alg);
+    if (promote.getTime() > at) pending.push(promote);
+    else if (held && held.getTime() > at) pending.push(held);
+    else due.push(move(g.successor, 'active'), move(g.current, 'retiring'), createNext(alg));
   }
   for (const key of g.extraActive) due.push(move(key, 'retiring'));
   for (const key of g.extraStaged) due.push(move(key, 'retired'));
@@ -173,9 +181,19 @@ function earliest(dates: (Date | undefined)[]): Date | undefined {
 }
 
 /** Every transition due at `now` and when the next one falls due. */
-export function plan(keys: readonly LifecycleKey[], now: Date, settings: LifecycleSettings): Plan {
-  const plans = managedAlgs(keys, settings).map((alg) => planAlg(group(keys, alg), now, settings, alg));
+export function plan(keys: readonly LifecycleKey[], now: Date, settings: LifecycleSettings, holds: Holds = new Map()): Plan {
+  const plans = managedAlgs(keys, settings).map((alg) => planAlg(group(keys, alg), now, settings, alg, holds));
   return { due: plans.flatMap((p) => p.due), nextAt: earliest(plans.map((p) => p.nextAt)) };
+}
+
+/** Scheduled promotions due at `now`: the algorithm, its next key and when it fell due. */
+export function duePromotions(keys: readonly LifecycleKey[], now: Date, settings: LifecycleSettings): { alg: SigningAlg; next: LifecycleKey; dueAt: Date }[] {
+  return managedAlgs(keys, settings).flatMap((alg) => {
+    const g = group(keys, alg);
+    if (!g.current || !g.successor) return [];
+    const dueAt = promotionAt(g.current, g.successor, settings);
+    return dueAt <= now ? [{ alg, next: g.successor, dueAt }] : [];
+  });
 }
 
 /**
@@ -227,6 +245,16 @@ export function planEmergency(keys: readonly LifecycleKey[], algs: readonly Sign
     const compromised = [g.current, ...g.extraActive].filter((k): k is LifecycleKey => k !== undefined);
     return [replacement, ...compromised.map((k) => move(k, 'retired')), createNext(alg)];
   });
+}
+
+/**
+ * The consumers that count for a next key: those seen in the rotation interval before it was
+ * published, or since. A consumer whose last fetch is older has been gone for an interval.
+ * (Counting from now instead would drop, by the time the schedule activates the key, exactly
+ * the consumers that never fetched it.)
+ */
+export function seenSinceFor(publishedAt: Date, settings: LifecycleSettings): Date {
+  return new Date(publishedAt.getTime() - settings.rotationIntervalMs);
 }
 
 /** The next key of `alg` (the staged key that will sign next), if any. */

@@ -1,5 +1,6 @@
 import { Conflict, Invalid } from '../domain/errors.ts';
-import { managedAlgs, nextKeyOf, nextTransitionOf, planEmergency, planRotation, rotatableAt, type LifecycleSettings, type RotationBlock } from './lifecycle.ts';
+import { managedAlgs, nextKeyOf, nextTransitionOf, planEmergency, planRotation, rotatableAt, seenSinceFor, type LifecycleSettings, type RotationBlock } from './lifecycle.ts';
+import type { JwksConsumer, JwksConsumers } from './consumers.ts';
 import type { KeyScheduler } from './scheduler.ts';
 import type { SigningAlg } from './algorithms.ts';
 import type { KeyState, KeyStore, SigningKeyRecord } from './store.ts';
@@ -19,6 +20,12 @@ export interface KeyView {
   published_at: string;
   /** For the next key: from when `POST /keys/rotate` may activate it. */
   rotatable_at?: string;
+  /**
+   * For the next key: JWKS consumers (address + User-Agent) seen in the rotation interval before
+   * it was published or since, and how many of them fetched the JWKS after it was published
+   * (rotating now breaks none of those).
+   */
+  consumers?: { seen: number; ready: number };
   activated_at?: string;
   retiring_at?: string;
   retired_at?: string;
@@ -41,6 +48,17 @@ export interface KeyServiceDeps {
   scheduler: KeyScheduler;
   settings: () => Promise<LifecycleSettings>;
   now: () => Date;
+  consumers: JwksConsumers;
+}
+
+/** The JWKS consumers that do not yet hold every next key. */
+export interface ConsumerReport {
+  /** The newest publication of a next key: consumers whose latest fetch is not after it are not ready. */
+  published_at: string | null;
+  /** Consumers seen since (one rotation interval before that publication). */
+  seen_since: string;
+  total: number;
+  items: JwksConsumer[];
 }
 
 /** A manual rotation refused because a cached JWKS may still lack a next key: 409. */
@@ -75,11 +93,24 @@ export class KeyService {
   async list(): Promise<KeyView[]> {
     const [keys, settings] = await Promise.all([this.deps.keys.list(), this.deps.settings()]);
     const now = this.deps.now();
-    return keys.map((key) => {
+    return Promise.all(keys.map(async (key) => {
       const next = nextKeyOf(keys, key.alg);
       const role = key.state === 'active' ? 'current' : key.state === 'retiring' ? 'previous' : next?.kid === key.kid ? 'next' : undefined;
-      return view(key, nextTransitionOf(key, keys, now, settings), role, role === 'next' ? rotatableAt(key, keys, settings) : undefined);
-    });
+      const v = view(key, nextTransitionOf(key, keys, now, settings), role, role === 'next' ? rotatableAt(key, keys, settings) : undefined);
+      if (role === 'next') v.consumers = await this.deps.consumers.readiness(key.createdAt, seenSinceFor(key.createdAt, settings));
+      return v;
+    }));
+  }
+
+  /** Consumers seen in the last interval that have not fetched the JWKS since every next key was published. */
+  async consumers(limit: number): Promise<ConsumerReport> {
+    const [keys, settings] = await Promise.all([this.deps.keys.list(), this.deps.settings()]);
+    const published = keys.filter((k) => k.state === 'staged').map((k) => k.createdAt.getTime());
+    const newest = published.length ? new Date(Math.max(...published)) : undefined;
+    const seenSince = seenSinceFor(newest ?? this.deps.now(), settings);
+    if (!newest) return { published_at: null, seen_since: seenSince.toISOString(), total: 0, items: [] };
+    const { items, total } = await this.deps.consumers.notReady(newest, seenSince, limit);
+    return { published_at: newest.toISOString(), seen_since: seenSince.toISOString(), total, items };
   }
 
   async rotate(options: RotateOptions = {}): Promise<KeyView[]> {

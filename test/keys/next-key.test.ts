@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { createRemoteJWKSet, decodeJwt, errors, jwksCache, jwtVerify, type ExportedJWKSCache } from 'jose';
+import { createRemoteJWKSet, decodeJwt, errors, jwksCache, jwtVerify, type ExportedJWKSCache, type JWKSCacheInput } from 'jose';
 import { ID_TOKEN_TTL_SECONDS } from '../../src/config/token-lifetimes.ts';
 import { lifecycleSettings } from '../../src/keys/lifecycle.ts';
 import { TestClock } from '../support/clock.ts';
@@ -31,20 +31,21 @@ function prng(seed: number): () => number {
  * refetched: it fails, which is what a cache that honours Cache-Control would meet.
  */
 class CachingVerifier {
-  readonly cache: Partial<ExportedJWKSCache> = {};
+  readonly cache: JWKSCacheInput = {};
   #fetchedAt: number | undefined;
   fetches = 0;
   constructor(private readonly clock: TestClock, private readonly maxAgeMs: number) {}
 
   async verify(url: string, jwt: string): Promise<void> {
-    if (this.#fetchedAt !== undefined) this.cache.uat = Date.now() - (this.clock.ms - this.#fetchedAt);
-    const before = this.cache.uat;
+    const cache = this.cache as Partial<ExportedJWKSCache>;
+    if (this.#fetchedAt !== undefined) cache.uat = Date.now() - (this.clock.ms - this.#fetchedAt);
+    const before = cache.uat;
     const jwks = createRemoteJWKSet(new URL(`${url}/jwks`), { cacheMaxAge: this.maxAgeMs, cooldownDuration: Number.POSITIVE_INFINITY, [jwksCache]: this.cache });
     try {
       // The token's own issue time: oidc-provider stamps real time, the test clock is simulated.
       await jwtVerify(jwt, jwks, { issuer: url, audience: `${url}/admin`, currentDate: new Date(decodeJwt(jwt).iat! * 1000) });
     } finally {
-      if (this.cache.uat !== before) {
+      if (cache.uat !== before) {
         this.#fetchedAt = this.clock.ms;
         this.fetches++;
       }

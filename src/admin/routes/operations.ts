@@ -1,15 +1,16 @@
 import type { AuditQuery } from '../../audit/query.ts';
 import { keyRotate } from '../../keys/input.ts';
-import type { KeyView, RotateOptions } from '../../keys/service.ts';
+import type { ConsumerReport, KeyView, RotateOptions } from '../../keys/service.ts';
 import { decodeCursor, pageBody } from '../pagination.ts';
 import { defineRoute, type AdminRoute } from '../route.ts';
 import { pageOf } from '../schemas/common.ts';
-import { auditQuery, auditView, keyList } from '../schemas/identity.ts';
+import { auditQuery, auditView, consumerQuery, consumerReport, keyList } from '../schemas/identity.ts';
 
 /** What the admin API needs of keys/service.ts. */
 export interface AdminKeyService {
   list(): Promise<KeyView[]>;
   rotate(options: RotateOptions): Promise<KeyView[]>;
+  consumers(limit: number): Promise<ConsumerReport>;
 }
 
 export function keyRoutes(keys: AdminKeyService): AdminRoute[] {
@@ -19,6 +20,13 @@ export function keyRoutes(keys: AdminKeyService): AdminRoute[] {
       summary: 'Signing keys (current, next, previous) with their state, publication and next scheduled transition (public information only)',
       response: { status: 200, description: 'Every signing key', schema: keyList },
       handler: async () => ({ items: await keys.list() }),
+    }),
+    defineRoute({
+      method: 'get', path: '/keys/consumers', operationId: 'listUnreadyJwksConsumers', tag: 'keys',
+      summary: 'JWKS consumers seen in the last rotation interval that have not fetched the JWKS since the newest next key was published',
+      query: consumerQuery,
+      response: { status: 200, description: 'Consumers not ready, newest fetch first', schema: consumerReport },
+      handler: async ({ query }) => keys.consumers(query.limit),
     }),
     defineRoute({
       method: 'post', path: '/keys/rotate', operationId: 'rotateKeys', tag: 'keys',
