@@ -41,7 +41,7 @@ export interface Discovery {
 }
 
 /** Registers before/after hooks for one Keyward per test file; `op()` is valid inside tests. */
-export function useOp(options: { env?: Record<string, string>; now?: () => Date } = {}): () => Op {
+export function useOp(options: { env?: Record<string, string>; now?: () => Date; seed?: (op: Op) => Promise<void> } = {}): () => Op {
   let op: Op | undefined;
   before(async () => {
     const db = await createTestDatabase();
@@ -50,6 +50,8 @@ export function useOp(options: { env?: Record<string, string>; now?: () => Date 
     }, options.now ? { now: options.now } : {});
     const discovery = await (await fetch(`${server.url}/.well-known/openid-configuration`)).json() as Discovery;
     op = { url: server.url, server, db, discovery, admin: new AdminApi(server.url) };
+    // In this hook, not a before() of the test file: root-level hooks of node 20 are not ordered.
+    await options.seed?.(op);
   });
   after(async () => {
     await op?.server.stop();
@@ -242,6 +244,8 @@ export interface Outcome {
   /** Interaction pages seen on the way ('login' | 'consent'). */
   pages: string[];
   jar: CookieJar;
+  /** Self-submitting pages (form_post, "end the previous session") submitted on the way, with their headers. */
+  autoSubmitted: { url: string; headers: Headers }[];
 }
 
 export interface Browse {
@@ -260,11 +264,12 @@ export interface Browse {
 export async function browse(issuer: string, start: string, options: Browse = {}): Promise<Outcome> {
   const jar = options.jar ?? new CookieJar();
   const pages: string[] = [];
+  const autoSubmitted: Outcome['autoSubmitted'] = [];
   let url = start;
   let method: 'GET' | 'POST' = 'GET';
   let body: URLSearchParams | undefined;
   for (let hop = 0; hop < 15; hop++) {
-    if (new URL(url).origin !== new URL(issuer).origin) return { redirect: new URL(url), pages, jar };
+    if (new URL(url).origin !== new URL(issuer).origin) return { redirect: new URL(url), pages, jar, autoSubmitted };
     const res = await fetch(url, {
       method, redirect: 'manual',
       headers: { cookie: jar.header(), ...(body ? { 'content-type': 'application/x-www-form-urlencoded', origin: issuer } : {}) },
@@ -278,13 +283,22 @@ export async function browse(issuer: string, start: string, options: Browse = {}
       continue;
     }
     const html = await res.text();
+    const auto = autoSubmit(html, url);
+    if (res.status === 200 && auto && !options.stopAtPage) {
+      // What the page's script does in a browser: post its hidden fields.
+      autoSubmitted.push({ url, headers: res.headers });
+      url = auto.action;
+      body = auto.fields;
+      method = 'POST';
+      continue;
+    }
     const csrf = /name="csrf" value="([^"]+)"/.exec(html)?.[1];
     const isLogin = url.includes('/interaction/') && html.includes('name="password"');
     const isConsent = url.includes('/interaction/') && html.includes('name="decision"');
     if (res.status !== 200 || !csrf || (!isLogin && !isConsent) || options.stopAtPage) {
       if (isLogin) pages.push('login');
       if (isConsent) pages.push('consent');
-      return { page: { url, status: res.status, html }, pages, jar };
+      return { page: { url, status: res.status, html }, pages, jar, autoSubmitted };
     }
     if (isLogin) {
       pages.push('login');
@@ -299,6 +313,20 @@ export async function browse(issuer: string, start: string, options: Browse = {}
     method = 'POST';
   }
   throw new Error(`too many redirects from ${start}`);
+}
+
+/** A page whose script submits its only form at once (oidc-provider's form_post and logout pages). */
+function autoSubmit(html: string, base: string): { action: string; fields: URLSearchParams } | undefined {
+  if (!/forms\[0\]\.submit\(\)/.test(html)) return undefined;
+  const action = /<form method="post" action="([^"]+)"/.exec(html)?.[1];
+  if (!action) return undefined;
+  const fields = new URLSearchParams();
+  for (const m of html.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)"\/?>/g)) fields.append(m[1]!, decodeEntities(m[2]!));
+  return { action: new URL(decodeEntities(action), base).toString(), fields };
+}
+
+function decodeEntities(text: string): string {
+  return text.replace(/&amp;/g, '&').replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>');
 }
 
 export interface Code {
