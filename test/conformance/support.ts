@@ -49,7 +49,7 @@ export function useOp(options: { env?: Record<string, string>; now?: () => Date;
       KEYWARD_BOOTSTRAP_ADMIN_CLIENT_ID: ADMIN_CLIENT_ID, KEYWARD_BOOTSTRAP_ADMIN_CLIENT_SECRET: ADMIN_CLIENT_SECRET, ...options.env,
     }, options.now ? { now: options.now } : {});
     const discovery = await (await fetch(`${server.url}/.well-known/openid-configuration`)).json() as Discovery;
-    op = { url: server.url, server, db, discovery, admin: new AdminApi(server.url) };
+    op = { url: server.url, server, db, discovery, admin: new AdminApi(server.url, discovery.issuer) };
     // In this hook, not a before() of the test file: root-level hooks of node 20 are not ordered.
     await options.seed?.(op);
   });
@@ -114,7 +114,8 @@ export function rawGet(url: string, headers: Record<string, string>): Promise<{ 
 /** The admin REST API, called with the bootstrap admin client's client-credentials token. */
 export class AdminApi {
   #token: { value: string; until: number } | undefined;
-  constructor(readonly issuer: string) {}
+  /** `base` is where the server listens, `issuer` its ISSUER (they differ behind a proxy). */
+  constructor(readonly base: string, readonly issuer = base) {}
 
   /** Drops the cached admin token (after the server's clock moved). */
   forget(): void {
@@ -123,7 +124,7 @@ export class AdminApi {
 
   async token(): Promise<string> {
     if (this.#token && this.#token.until > Date.now()) return this.#token.value;
-    const res = await postForm(`${this.issuer}/token`, { grant_type: 'client_credentials', resource: `${this.issuer}/admin` },
+    const res = await postForm(`${this.base}/token`, { grant_type: 'client_credentials', resource: `${this.issuer}/admin` },
       { authorization: basic(ADMIN_CLIENT_ID, ADMIN_CLIENT_SECRET) });
     assert.equal(res.status, 200, res.text);
     const value = res.json!.access_token as string;
@@ -132,7 +133,7 @@ export class AdminApi {
   }
 
   async call(method: string, path: string, body?: unknown, token?: string): Promise<Reply> {
-    return reply(await fetch(`${this.issuer}/admin/v1${path}`, {
+    return reply(await fetch(`${this.base}/admin/v1${path}`, {
       method,
       headers: {
         authorization: `Bearer ${token ?? await this.token()}`,
