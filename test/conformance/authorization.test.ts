@@ -54,7 +54,7 @@ test('RFC 6749 §4.1.2.1: an unknown client_id or a missing redirect_uri is refu
 async function errorRedirect(client: Client, params: Record<string, string | undefined>): Promise<URLSearchParams> {
   const hop = await firstHop(authUrl(client, params));
   assert.ok(hop.location?.startsWith(`${REDIRECT_URI}?`), `${JSON.stringify(params)}: ${hop.status} ${hop.location}`);
-  return new URL(hop.location).searchParams;
+  return new URL(hop.location!).searchParams;
 }
 
 test('RFC 7636 §4.4.1, RFC 9700 §2.1.1: an authorization request without code_challenge is refused (public and confidential clients)', async () => {

@@ -85,7 +85,7 @@ test('issue 10 F6: discovery carries an explicit Cache-Control', async () => {
 
 test('issue 10 F6: every URL in discovery derives from ISSUER whatever Host or X-Forwarded-Host a request sends (or the request is refused)', async () => {
   const { url } = op();
-  for (const headers of [{ host: 'evil.example' }, { 'x-forwarded-host': 'evil.example' }, { host: 'evil.example', 'x-forwarded-host': 'evil.example', 'x-forwarded-proto': 'https' }]) {
+  for (const headers of <Record<string, string>[]>[{ host: 'evil.example' }, { 'x-forwarded-host': 'evil.example' }, { host: 'evil.example', 'x-forwarded-host': 'evil.example', 'x-forwarded-proto': 'https' }]) {
     // A raw request: fetch() does not let a caller choose the Host header.
     const res = await rawGet(`${url}/.well-known/openid-configuration`, headers);
     if (res.status === 421 || res.status === 400) continue;
