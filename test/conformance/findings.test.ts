@@ -83,12 +83,29 @@ test('issue 10 F1 (RFC 8707 §2, RFC 9700 §2.3): allowed_resources limits the r
 });
 
 test('issue 10 F1 (RFC 9700 §2.3): the consent page names every API a token is asked for', async () => {
-  const out = await browse(op().url, `${op().url}/auth?${authParams(thirdParty, pkce().challenge, { resource: ORDERS, scope: 'openid' })}`, { user: reader });
-  // Stop at consent: browse() allows by default, so look at the page instead.
+  await op().admin.role('invoices-reader', ['invoices:read']);
+  const user = await op().admin.user(['invoices-reader']);
+  const out = await browse(op().url, `${op().url}/auth?${authParams(thirdParty, pkce().challenge, { scope: 'openid' })}`, { user });
+  // Signed in and consented to openid; now an API token: stop at consent to look at the page.
   const page = await browse(op().url, `${op().url}/auth?${authParams(thirdParty, pkce().challenge, { resource: INVOICES, scope: 'openid invoices:read' })}`,
-    { user: reader, jar: out.jar, stopAtPage: true });
+    { user, jar: out.jar, stopAtPage: true });
   assert.deepEqual(page.pages, ['consent'], page.page?.html.slice(0, 200));
   assert.ok(page.page!.html.includes(INVOICES), 'the consent page does not name the API');
+});
+
+test('issue 10 F1 (RFC 9700 §2.3): after consenting to sign-in only, a third-party client gets no API token silently, with or without an API scope', async () => {
+  const user = await op().admin.user(['orders-reader']);
+  const signIn = await browse(op().url, `${op().url}/auth?${authParams(thirdParty, pkce().challenge, { scope: 'openid' })}`, { user });
+  assert.ok(signIn.redirect?.searchParams.get('code'), 'signed in with openid consent');
+  // Same browser session, prompt=none: no page can be shown, so nothing may be released silently.
+  for (const scope of ['openid', 'openid orders:read']) {
+    const silent = await browse(op().url, `${op().url}/auth?${authParams(thirdParty, pkce().challenge, { resource: ORDERS, scope, prompt: 'none' })}`, { jar: signIn.jar });
+    assert.ok(!silent.redirect?.searchParams.get('code'), `a code for ${ORDERS} with scope "${scope}" without consent`);
+    assert.match(silent.redirect?.searchParams.get('error') ?? '', /^(consent_required|invalid_scope)$/, scope);
+  }
+  // Asked with an API scope and consented: the token is issued, with the scope.
+  const set = await tokens(op(), thirdParty, user, { resource: ORDERS, scope: 'openid orders:read' });
+  assert.equal(claims(set.access_token as string).scope, 'orders:read');
 });
 
 test('issue 10 F3: parallel wrong guesses on one account — no more than the lock threshold reach the password check, and the right password in the batch is refused',
