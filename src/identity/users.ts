@@ -54,6 +54,15 @@ export interface Credentials {
   disabled: boolean;
 }
 
+/**
+ * Usernames are case-insensitive (issue 10 F4): stored lowercased, so the unique index on
+ * `username` is unique regardless of case (the `users_username_lowercase` check keeps it so).
+ * The username grammar is ASCII (identity/input.ts), where JS and SQL lowercasing agree.
+ */
+export function normalizeUsername(username: string): string {
+  return username.trim().toLowerCase();
+}
+
 const include = { roles: { select: { roleName: true } } } as const;
 type Row = NonNullable<Awaited<ReturnType<PrismaClient['user']['findUnique']>>> & { roles: { roleName: string }[] };
 
@@ -84,7 +93,7 @@ export class UserService {
     try {
       const row = await this.prisma.user.create({
         data: {
-          username: input.username,
+          username: normalizeUsername(input.username),
           email: input.email ?? null,
           name: input.name ?? null,
           passwordHash,
@@ -121,7 +130,7 @@ export class UserService {
   async update(id: string, patch: UserPatch): Promise<UserView> {
     await this.get(id);
     const data = {
-      ...(patch.username !== undefined ? { username: patch.username } : {}),
+      ...(patch.username !== undefined ? { username: normalizeUsername(patch.username) } : {}),
       ...(patch.email !== undefined ? { email: patch.email } : {}),
       ...(patch.name !== undefined ? { name: patch.name } : {}),
       ...(patch.disabled !== undefined ? { disabled: patch.disabled } : {}),
@@ -178,10 +187,10 @@ export class UserService {
     return (await this.prisma.user.findUnique({ where: { id }, select: { username: true } }))?.username;
   }
 
-  /** For password login only (src/identity/password-login.ts). */
+  /** For password login only (src/identity/password-login.ts); the username matches case-insensitively. */
   async credentials(username: string): Promise<Credentials | undefined> {
     return (await this.prisma.user.findUnique({
-      where: { username },
+      where: { username: normalizeUsername(username) },
       select: { id: true, username: true, passwordHash: true, disabled: true },
     })) ?? undefined;
   }

@@ -26,84 +26,96 @@ beforeEach(async () => {
   await store.prisma.loginThrottle.deleteMany();
 });
 
-const alice = { username: 'alice', ip: '192.0.2.1' };
+const alice = { account: '6f1c1f9e-0000-4000-8000-000000000001', ip: '192.0.2.1' };
 
-test('an account gets its free failures, then exponentially growing delays (1 s, 2 s, 4 s …) capped at the maximum', async () => {
+/** One wrong password: reserve (must be allowed), then keep the failure. */
+async function fail(throttle: LoginThrottle, attempt = alice) {
+  const reservation = await throttle.reserve(attempt);
+  assert.ok(reservation.allowed, 'the attempt is allowed');
+  return reservation;
+}
+
+test('one source on one account gets its free failures, then exponentially growing delays (1 s, 2 s, 4 s …) capped at the maximum', async () => {
   const throttle = new LoginThrottle(new LoginThrottleCounters(store.prisma), now);
   const { freeFailures, maxDelayMs } = DEFAULT_THROTTLE_POLICY.account;
   for (let i = 0; i < freeFailures; i++) {
     assert.deepEqual(await throttle.check(alice), { allowed: true });
-    await throttle.recordFailure(alice);
+    await fail(throttle);
   }
   const delays: number[] = [];
   for (let i = 0; i < 6; i++) {
-    const verdict = await throttle.check(alice);
-    assert.equal(verdict.allowed, false);
+    const verdict = await throttle.reserve(alice);
     assert.ok(!verdict.allowed && verdict.reason === 'delayed' && verdict.scope === 'account');
     delays.push(verdict.retryAfterMs);
     clock.advance(verdict.retryAfterMs);
     assert.deepEqual(await throttle.check(alice), { allowed: true }, 'allowed once the delay has passed');
-    await throttle.recordFailure(alice);
+    await fail(throttle);
   }
   assert.deepEqual(delays, [1000, 2000, 4000, 8000, 16000, maxDelayMs]);
 });
 
-test('the lock: at lockAfter failures the account is locked for lockMs, and one more failure after it ends locks it again', async () => {
+test('the lock: at lockAfter failures this source is locked out of the account for lockMs, and one more failure after it ends locks it again', async () => {
   const throttle = new LoginThrottle(new LoginThrottleCounters(store.prisma), now);
   const { lockAfter, lockMs } = DEFAULT_THROTTLE_POLICY.account;
   for (let i = 1; i < lockAfter; i++) {
-    assert.deepEqual((await throttle.recordFailure(alice)).locked, []);
+    assert.deepEqual((await fail(throttle)).locks, []);
     clock.advance(60_000);
   }
-  const { locked } = await throttle.recordFailure(alice);
-  assert.deepEqual(locked, [{ scope: 'account', until: new Date(clock.ms + lockMs) }]);
+  assert.deepEqual((await fail(throttle)).locks, [{ scope: 'account', until: new Date(clock.ms + lockMs) }]);
   clock.advance(lockMs - 1000);
   assert.deepEqual(await throttle.check(alice), { allowed: false, reason: 'locked', scope: 'account', retryAfterMs: 1000 });
   clock.advance(1000);
   assert.deepEqual(await throttle.check(alice), { allowed: true });
-  assert.equal((await throttle.recordFailure(alice)).locked.length, 1);
+  assert.equal((await fail(throttle)).locks.length, 1);
 });
 
-test('the account key ignores case and surrounding space; other accounts are unaffected', async () => {
-  const throttle = new LoginThrottle(new LoginThrottleCounters(store.prisma), now, { ...DEFAULT_THROTTLE_POLICY, account: { ...DEFAULT_THROTTLE_POLICY.account, freeFailures: 1 } });
-  await throttle.recordFailure({ username: ' Alice ', ip: '192.0.2.1' });
-  assert.equal((await throttle.check({ username: 'alice', ip: '198.51.100.7' })).allowed, false);
-  assert.equal((await throttle.check({ username: 'bob', ip: '198.51.100.7' })).allowed, true);
+test('issue 10 F4: failures from one source neither delay nor lock the same account from another source', async () => {
+  const throttle = new LoginThrottle(new LoginThrottleCounters(store.prisma), now);
+  for (let i = 0; i < DEFAULT_THROTTLE_POLICY.account.lockAfter; i++) {
+    await fail(throttle);
+    clock.advance(60_000);
+  }
+  assert.equal((await throttle.check(alice)).allowed, false);
+  assert.deepEqual(await throttle.check({ ...alice, ip: '198.51.100.7' }), { allowed: true });
+  assert.deepEqual(await throttle.check({ account: 'someone-else', ip: alice.ip }), { allowed: true });
 });
 
-test('per client IP: failures across many usernames lock the IP, not the accounts', async () => {
+test('per client IP: failures across many accounts lock the IP, not the accounts', async () => {
   const policy: ThrottlePolicy = { ...DEFAULT_THROTTLE_POLICY, ip: { ...DEFAULT_THROTTLE_POLICY.ip, freeFailures: 100, lockAfter: 5 } };
   const throttle = new LoginThrottle(new LoginThrottleCounters(store.prisma), now, policy);
-  let outcome;
-  for (let i = 0; i < 5; i++) outcome = await throttle.recordFailure({ username: `user${i}`, ip: '203.0.113.9' });
-  assert.deepEqual(outcome!.locked.map((l) => l.scope), ['ip']);
-  const verdict = await throttle.check({ username: 'someone-else', ip: '203.0.113.9' });
+  let reservation;
+  for (let i = 0; i < 5; i++) reservation = await fail(throttle, { account: `user${i}`, ip: '203.0.113.9' });
+  assert.deepEqual(reservation!.locks.map((l) => l.scope), ['ip']);
+  const verdict = await throttle.reserve({ account: 'someone-else', ip: '203.0.113.9' });
   assert.ok(!verdict.allowed && verdict.reason === 'locked' && verdict.scope === 'ip');
-  assert.deepEqual(await throttle.check({ username: 'someone-else', ip: '203.0.113.10' }), { allowed: true });
+  assert.deepEqual(await throttle.check({ account: 'someone-else', ip: '203.0.113.10' }), { allowed: true });
+  const row = await store.prisma.loginThrottle.findUnique({ where: { key: 'account:someone-else@203.0.113.9' } });
+  assert.equal(row?.failures ?? 0, 0, 'a refused attempt counts nowhere');
 });
 
-test('a success clears the account counter but not the IP counter', async () => {
+test('a success clears this source\'s account counter and refunds its own attempt on the IP counter', async () => {
   const throttle = new LoginThrottle(new LoginThrottleCounters(store.prisma), now);
-  for (let i = 0; i < 3; i++) await throttle.recordFailure(alice);
-  await throttle.recordSuccess(alice);
+  for (let i = 0; i < 3; i++) await fail(throttle);
+  clock.advance(10_000);
+  await throttle.succeeded(await fail(throttle));
   const rows = await store.prisma.loginThrottle.findMany({ orderBy: { key: 'asc' } });
   assert.deepEqual(rows.map((r) => [r.key, r.failures]), [['ip:192.0.2.1', 3]]);
 });
 
 test('an old counter is forgotten: the next failure starts again at 1', async () => {
   const throttle = new LoginThrottle(new LoginThrottleCounters(store.prisma), now);
-  for (let i = 0; i < 5; i++) await throttle.recordFailure(alice);
+  for (let i = 0; i < 3; i++) await fail(throttle);
   clock.advance(DEFAULT_THROTTLE_POLICY.account.forgetAfterMs + 1);
   assert.deepEqual(await throttle.check(alice), { allowed: true });
-  await throttle.recordFailure(alice);
-  const row = await store.prisma.loginThrottle.findUnique({ where: { key: 'account:alice' } });
+  await fail(throttle);
+  const row = await store.prisma.loginThrottle.findUnique({ where: { key: LoginThrottle.keys(alice).account } });
   assert.equal(row?.failures, 1);
 });
 
-test('concurrent failures (as from several instances) are all counted: the increment is one atomic upsert', async () => {
+test('issue 10 F3: concurrent attempts (as from several instances) reserve atomically: exactly the free failures get through', async () => {
   const throttle = new LoginThrottle(new LoginThrottleCounters(store.prisma), now);
-  await Promise.all(Array.from({ length: 12 }, () => throttle.recordFailure(alice)));
-  const row = await store.prisma.loginThrottle.findUnique({ where: { key: 'account:alice' } });
-  assert.equal(row?.failures, 12);
-  assert.ok(row?.lockedUntil, 'past lockAfter the account is locked');
+  const outcomes = await Promise.all(Array.from({ length: 12 }, () => throttle.reserve(alice)));
+  assert.equal(outcomes.filter((o) => o.allowed).length, DEFAULT_THROTTLE_POLICY.account.freeFailures);
+  const row = await store.prisma.loginThrottle.findUnique({ where: { key: LoginThrottle.keys(alice).account } });
+  assert.equal(row?.failures, DEFAULT_THROTTLE_POLICY.account.freeFailures);
 });
