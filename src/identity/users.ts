@@ -89,11 +89,12 @@ export class UserService {
 
   async create(input: UserInput): Promise<UserView> {
     await checkRoles(this.prisma, input.roles ?? []);
+    const username = normalizeUsername(input.username);
     const passwordHash = await hashPassword(input.password);
     try {
       const row = await this.prisma.user.create({
         data: {
-          username: normalizeUsername(input.username),
+          username,
           email: input.email ?? null,
           name: input.name ?? null,
           passwordHash,
@@ -105,7 +106,7 @@ export class UserService {
       await this.changes.publish({ kind: 'user', id: row.id });
       return toView(row);
     } catch (error) {
-      if (isUniqueViolation(error)) throw new Conflict(`user ${input.username} already exists`, { username: 'already taken' });
+      if (isUniqueViolation(error)) throw new Conflict(`user ${username} already exists`, { username: 'already taken' });
       throw error;
     }
   }
@@ -129,8 +130,9 @@ export class UserService {
 
   async update(id: string, patch: UserPatch): Promise<UserView> {
     await this.get(id);
+    const username = patch.username === undefined ? undefined : normalizeUsername(patch.username);
     const data = {
-      ...(patch.username !== undefined ? { username: normalizeUsername(patch.username) } : {}),
+      ...(username !== undefined ? { username } : {}),
       ...(patch.email !== undefined ? { email: patch.email } : {}),
       ...(patch.name !== undefined ? { name: patch.name } : {}),
       ...(patch.disabled !== undefined ? { disabled: patch.disabled } : {}),
@@ -141,7 +143,7 @@ export class UserService {
       await this.changes.publish({ kind: 'user', id });
       return toView(row);
     } catch (error) {
-      if (isUniqueViolation(error)) throw new Conflict(`user ${patch.username ?? ''} already exists`, { username: 'already taken' });
+      if (isUniqueViolation(error)) throw new Conflict(`user ${username ?? ''} already exists`, { username: 'already taken' });
       if (isMissingRow(error)) throw new NotFound(`user ${id} does not exist`);
       throw error;
     }
