@@ -148,10 +148,11 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
     const metrics = new Metrics();
     const routers: Router[] = [healthRoutes({ metrics, ping: () => store.ping(), keysLoaded: () => keyFollower.signing(), metricsToken: config.metricsToken })];
     routers.push(jwksCacheRoutes(jwksMaxAgeSeconds(config.keyRotationIntervalMs)), discoveryCacheRoutes());
+    const throttle = new LoginThrottle(new LoginThrottleCounters(store.prisma), now);
     routers.push(interactionRoutes({
       provider, clients, resources, users, grants: new OidcGrants(store.prisma), audit, now,
       csrf: new CsrfTokens(deriveKey(kek, 'interaction-csrf')),
-      throttle: new LoginThrottle(new LoginThrottleCounters(store.prisma), now),
+      throttle,
       authenticator: new PasswordAuthenticator(users, logger),
     }));
     routers.push(adminRouter({
@@ -161,11 +162,18 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
     const app = createHttpApp({ issuer: config.issuer, logger, metrics, provider, routers, proxyHops: config.proxyHops });
     const stopAuditRetention = startAuditRetention({ prisma: store.prisma, logger, now, retentionMs: config.auditRetentionMs });
 
-    const purge = setInterval(() => {
-      purgeExpiredArtifacts(store.prisma, now()).catch((error: Error) => logger.warn({ err: error.message }, 'purge failed'));
-      purgeRevokedTokens(store.prisma, now()).catch((error: Error) => logger.warn({ err: error.message }, 'revoked-token purge failed'));
-    }, PURGE_INTERVAL_MS);
+    // Once at start and then periodically; every instance may purge, the deletes are idempotent.
+    let purging: Promise<unknown> = Promise.resolve();
+    const runPurge = () => {
+      purging = Promise.all([
+        purgeExpiredArtifacts(store.prisma, now()).catch((error: Error) => logger.warn({ err: error.message }, 'purge failed')),
+        purgeRevokedTokens(store.prisma, now()).catch((error: Error) => logger.warn({ err: error.message }, 'revoked-token purge failed')),
+        throttle.purge().catch((error: Error) => logger.warn({ err: error.message }, 'login-throttle purge failed')),
+      ]);
+    };
+    const purge = setInterval(runPurge, PURGE_INTERVAL_MS);
     purge.unref();
+    runPurge();
 
     let server: Server | undefined;
     return {
@@ -179,6 +187,7 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
       },
       async close() {
         clearInterval(purge);
+        await purging;
         await stopAuditRetention();
         if (server) {
           const closed = new Promise<void>((resolve) => server!.close(() => resolve()));

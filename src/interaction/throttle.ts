@@ -1,3 +1,5 @@
+import { isIPv6 } from 'node:net';
+
 /** How one kind of counter (per account and source, per source) reacts to failed logins. */
 export interface ThrottleRule {
   /** Failures allowed before any delay. */
@@ -64,6 +66,8 @@ export interface ThrottleCounters {
   /** Takes back one counted failure, and the lock when fewer than `lockAfter` remain. */
   refund(key: string, lockAfter: number): Promise<void>;
   clear(key: string): Promise<void>;
+  /** Deletes counters last failed before `forgottenBefore` whose lock (if any) ended by `now`. */
+  purge(forgottenBefore: Date, now: Date): Promise<number>;
 }
 
 /** Compare-and-swap rounds before giving up on a key under contention (each round one writer wins). */
@@ -84,7 +88,8 @@ export class LoginThrottle {
   ) {}
 
   static keys(attempt: LoginAttempt): Record<ThrottleScope, string> {
-    return { account: `account:${attempt.account}@${attempt.ip}`, ip: `ip:${attempt.ip}` };
+    const source = throttleSource(attempt.ip);
+    return { account: `account:${attempt.account}@${source}`, ip: `ip:${source}` };
   }
 
   /** What an attempt would be told now, without counting it. */
@@ -129,6 +134,16 @@ export class LoginThrottle {
     for (const scope of ['account', 'ip'] as const) await this.counters.refund(keys[scope], this.policy[scope].lockAfter);
   }
 
+  /**
+   * Deletes the counters that no longer throttle anyone (issue 11: rows were never purged);
+   * returns how many. A deleted counter and a forgotten one judge alike, so this changes no verdict.
+   */
+  purge(): Promise<number> {
+    const now = this.now();
+    const forgetAfterMs = Math.max(this.policy.account.forgetAfterMs, this.policy.ip.forgetAfterMs);
+    return this.counters.purge(new Date(now.getTime() - forgetAfterMs), now);
+  }
+
   async #take(scope: ThrottleScope, key: string): Promise<Extract<ThrottleVerdict, { allowed: false }> | { allowed: true; lockedUntil: Date | null }> {
     const rule = this.policy[scope];
     for (let round = 0; round < MAX_ROUNDS; round++) {
@@ -157,4 +172,33 @@ export class LoginThrottle {
     if (now < last + delay) return { allowed: false, reason: 'delayed', scope, retryAfterMs: last + delay - now };
     return { allowed: true };
   }
+}
+
+/**
+ * The source an attempt is counted under: an IPv4 address as it is; an IPv6 address by its /64
+ * network, since one host or subscriber line commonly holds a whole /64 (RFC 7934 §6) and
+ * counting single addresses would give an attacker 2^64 fresh sources. An IPv4-mapped address
+ * (::ffff:192.0.2.1, as a dual-stack socket reports IPv4 peers) counts as its IPv4 address.
+ */
+export function throttleSource(ip: string): string {
+  if (!isIPv6(ip)) return ip;
+  const groups = hextets(ip);
+  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
+    return [groups[6]! >> 8, groups[6]! & 0xff, groups[7]! >> 8, groups[7]! & 0xff].join('.');
+  }
+  return `${groups.slice(0, 4).map((g) => g.toString(16)).join(':')}::/64`;
+}
+
+/** The eight 16-bit groups of a valid IPv6 address (net.isIPv6 checked it): `::` expanded, zone dropped. */
+function hextets(ip: string): number[] {
+  const parse = (part: string): number[] => (part === '' ? [] : part.split(':').flatMap((group) => {
+    if (!group.includes('.')) return [parseInt(group, 16)];
+    const [a, b, c, d] = group.split('.').map(Number) as [number, number, number, number];
+    return [(a << 8) | b, (c << 8) | d];
+  }));
+  const [head = '', tail] = ip.split('%')[0]!.split('::');
+  if (tail === undefined) return parse(head);
+  const left = parse(head);
+  const right = parse(tail);
+  return [...left, ...new Array<number>(8 - left.length - right.length).fill(0), ...right];
 }

@@ -41,6 +41,17 @@ export class LoginThrottleCounters {
       WHERE key = ${key}`;
   }
 
+  /**
+   * Deletes counters that no longer throttle anyone: last failure before `forgottenBefore`
+   * (a counter that old starts over anyway) and no lock still running at `now`. Returns how many.
+   */
+  async purge(forgottenBefore: Date, now: Date): Promise<number> {
+    const { count } = await this.prisma.loginThrottle.deleteMany({
+      where: { lastFailure: { lt: forgottenBefore }, OR: [{ lockedUntil: null }, { lockedUntil: { lte: now } }] },
+    });
+    return count;
+  }
+
   async clear(key: string): Promise<void> {
     await this.prisma.loginThrottle.deleteMany({ where: { key } });
   }

@@ -5,7 +5,7 @@ import { LoginThrottleCounters } from '../../src/store/login-throttles.ts';
 import { migrate } from '../../src/store/migrate.ts';
 import type { Store } from '../../src/store/store.ts';
 import { TestClock } from '../support/clock.ts';
-import { createTestDatabase, openTestStore, type TestDatabase } from '../support/harness.ts';
+import { createTestDatabase, openTestStore, startServer, type TestDatabase } from '../support/harness.ts';
 
 let db: TestDatabase;
 let store: Store;
@@ -118,4 +118,47 @@ test('issue 10 F3: concurrent attempts (as from several instances) reserve atomi
   assert.equal(outcomes.filter((o) => o.allowed).length, DEFAULT_THROTTLE_POLICY.account.freeFailures);
   const row = await store.prisma.loginThrottle.findUnique({ where: { key: LoginThrottle.keys(alice).account } });
   assert.equal(row?.failures, DEFAULT_THROTTLE_POLICY.account.freeFailures);
+});
+
+test('IPv6: the addresses of one /64 share their counters (an attacker holds the whole /64); an IPv4-mapped address counts as its IPv4 address', async () => {
+  const throttle = new LoginThrottle(new LoginThrottleCounters(store.prisma), now);
+  for (let i = 1; i <= DEFAULT_THROTTLE_POLICY.account.freeFailures; i++) await fail(throttle, { ...alice, ip: `2001:db8:7:8::${i.toString(16)}` });
+  assert.equal((await throttle.check({ ...alice, ip: '2001:db8:7:8:ffff:1:2:3' })).allowed, false, 'another address of the same /64');
+  assert.deepEqual(await throttle.check({ ...alice, ip: '2001:db8:7:9::1' }), { allowed: true }, 'the neighbouring /64');
+
+  for (let i = 0; i < DEFAULT_THROTTLE_POLICY.account.freeFailures; i++) await fail(throttle, { ...alice, ip: '::ffff:198.51.100.20' });
+  assert.equal((await throttle.check({ ...alice, ip: '198.51.100.20' })).allowed, false);
+  assert.deepEqual(LoginThrottle.keys({ account: 'a', ip: '::ffff:198.51.100.20' }), { account: 'account:a@198.51.100.20', ip: 'ip:198.51.100.20' });
+});
+
+test('issue 11: the purge deletes the counters that no longer throttle anyone (forgotten, no running lock), keeps the others, and changes no verdict', async () => {
+  const counters = new LoginThrottleCounters(store.prisma);
+  const throttle = new LoginThrottle(counters, now);
+  const { forgetAfterMs } = DEFAULT_THROTTLE_POLICY.account;
+  for (let i = 0; i < 3; i++) await fail(throttle);
+  // A lock outlasting the forget period (a longer lockMs in another policy) is kept while it runs.
+  await store.prisma.loginThrottle.create({ data: { key: 'ip:203.0.113.50', failures: 100, lastFailure: clock.now(), lockedUntil: new Date(clock.ms + forgetAfterMs + 60_000) } });
+  clock.advance(forgetAfterMs + 1);
+  const recent = { account: 'someone-else', ip: '198.51.100.3' };
+  await fail(throttle, recent);
+
+  const before = await Promise.all([alice, recent].map((a) => throttle.check(a)));
+  assert.equal(await throttle.purge(), 2, 'alice\'s account and IP counters');
+  const rows = await store.prisma.loginThrottle.findMany({ orderBy: { key: 'asc' } });
+  assert.deepEqual(rows.map((r) => r.key), ['account:someone-else@198.51.100.3', 'ip:198.51.100.3', 'ip:203.0.113.50']);
+  assert.deepEqual(await Promise.all([alice, recent].map((a) => throttle.check(a))), before);
+  assert.equal(await throttle.purge(), 0, 'idempotent');
+
+  clock.advance(60_001);
+  assert.equal(await throttle.purge(), 1, 'the long lock, once it has ended');
+});
+
+test('issue 11: a running Keyward purges stale login-throttle rows (at start, then every 10 minutes)', async () => {
+  await store.prisma.loginThrottle.createMany({ data: [
+    { key: 'ip:192.0.2.77', failures: 4, lastFailure: new Date(clock.ms - 2 * 60 * 60_000), lockedUntil: null },
+    { key: 'ip:192.0.2.78', failures: 4, lastFailure: new Date(clock.ms - 60_000), lockedUntil: null },
+  ] });
+  const server = await startServer(db, {}, { store, now });
+  await server.stop(); // waits for the purge it started
+  assert.deepEqual((await store.prisma.loginThrottle.findMany()).map((r) => r.key), ['ip:192.0.2.78']);
 });
