@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { pino, type Logger, type DestinationStream } from 'pino';
 
 export type { Logger } from 'pino';
@@ -12,6 +13,36 @@ const REDACT = [
   'req.headers.authorization', 'req.headers.cookie', 'd', '*.d', 'privateJwk', '*.privateJwk',
 ];
 
+/** What every log line written while serving one request carries. */
+export interface RequestContext {
+  requestId: string;
+}
+
+/**
+ * The request being served, across every await of its handling (oidc-provider's events
+ * included): the logger's mixin reads it, so no call site has to pass the request id along.
+ */
+export const requestContext = new AsyncLocalStorage<RequestContext>();
+
+/** The ECS version the line shape follows (ecs-logging: `@timestamp`, `log.level`, `message`, `ecs.version`). */
+export const ECS_VERSION = '8.11.0';
+
+/**
+ * JSON lines in Elastic Common Schema shape, so Filebeat or Fluent Bit ship them to
+ * Elasticsearch or Splunk as they are: `@timestamp`, `log.level`, `message`, `service.name`,
+ * and `http.request.id` on every line written while a request is served.
+ */
 export function createLogger(level: string, destination?: DestinationStream): Logger {
-  return pino({ level, base: { service: 'keyward' }, redact: { paths: REDACT, censor: '[redacted]' } }, destination);
+  return pino({
+    level,
+    base: { 'ecs.version': ECS_VERSION, service: { name: 'keyward' } },
+    messageKey: 'message',
+    timestamp: () => `,"@timestamp":"${new Date().toISOString()}"`,
+    formatters: { level: (label) => ({ 'log.level': label }) },
+    mixin: () => {
+      const context = requestContext.getStore();
+      return context ? { http: { request: { id: context.requestId } } } : {};
+    },
+    redact: { paths: REDACT, censor: '[redacted]' },
+  }, destination);
 }

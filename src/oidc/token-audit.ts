@@ -1,10 +1,13 @@
 import type { KoaContextWithOIDC, Provider } from 'oidc-provider';
 import type { AuditEvent } from '../audit/events.ts';
+import { GRANT_TYPES } from '../identity/clients/metadata.ts';
 import { tokenErrorAnswered } from './overrides/index.ts';
 
-/** What token auditing needs: the buffered writer's `record` (never awaited on the request path). */
+/** What token auditing needs: the buffered writer (never awaited on the request path). */
 export interface AuditSink {
   record(event: AuditEvent): void;
+  /** For failures an unauthenticated caller can repeat at will: repeats per key are summarized. */
+  recordRepeatable(event: AuditEvent, key: string): void;
 }
 
 interface IssuedToken {
@@ -15,9 +18,25 @@ interface IssuedToken {
 }
 
 /**
+ * The grant type as audited: one this server supports, else `other`. The parameter is the
+ * caller's to choose; a 55,000-character `grant_type` must not end up in a row kept 90 days.
+ */
+export function auditedGrantType(value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  return (GRANT_TYPES as readonly unknown[]).includes(value) ? value as string : 'other';
+}
+
+/** A client id as audited: ids are at most 128 characters (identity/ids.ts), so longer input is cut. */
+function auditedClientId(value: unknown): string | undefined {
+  return typeof value === 'string' ? value.slice(0, 128) : undefined;
+}
+
+/**
  * Audits every token endpoint outcome: `token.issued` success with the token's jti, audience
  * and scope, or failure with the OAuth error. `record` only buffers (see audit/writer.ts), so
- * the token endpoint never waits on the audit table.
+ * the token endpoint never waits on the audit table. A failed client authentication comes from
+ * a caller nobody knows yet: it is recorded once per client id and address per minute, with
+ * the number of repeats.
  */
 export function installTokenAudit(provider: Provider, audit: AuditSink): void {
   provider.on('grant.success', (ctx: KoaContextWithOIDC) => {
@@ -30,7 +49,7 @@ export function installTokenAudit(provider: Provider, audit: AuditSink): void {
       outcome: 'success',
       ip: ctx.ip,
       details: {
-        grant_type: params?.grant_type,
+        grant_type: auditedGrantType(params?.grant_type),
         jti: token?.jti,
         aud: token?.resourceServer?.audience,
         scope: token?.scope,
@@ -38,16 +57,20 @@ export function installTokenAudit(provider: Provider, audit: AuditSink): void {
     });
   });
   provider.on('grant.error', (ctx: KoaContextWithOIDC, error: Error & { error?: string }) => {
-    audit.record({
+    // Reported as the client is answered (the body is rewritten after this event fires).
+    const answered = tokenErrorAnswered(ctx, error.error) ?? error.name;
+    const client = ctx.oidc?.client;
+    const event: AuditEvent = {
       type: 'token.issued',
-      actor: ctx.oidc?.client?.clientId,
+      actor: client?.clientId,
       outcome: 'failure',
       ip: ctx.ip,
-      details: {
-        grant_type: ctx.oidc?.params?.grant_type,
-        // Reported as the client is answered (the body is rewritten after this event fires).
-        error: tokenErrorAnswered(ctx, error.error) ?? error.name,
-      },
-    });
+      details: { grant_type: auditedGrantType(ctx.oidc?.params?.grant_type), error: answered },
+    };
+    if (answered !== 'invalid_client') return audit.record(event);
+    // An unknown client id names nobody: every unknown id from one address shares one summary.
+    const attempted = auditedClientId(ctx.oidc?.params?.client_id);
+    const key = client ? `${client.clientId}|${ctx.ip}` : `?|${ctx.ip}`;
+    audit.recordRepeatable({ ...event, details: { ...event.details, ...(client ? {} : { client_id: attempted, client_known: false }) } }, key);
   });
 }
