@@ -1,4 +1,5 @@
 import type Koa from 'koa';
+import { decodeStorable, isStorable } from '../domain/text.ts';
 import { Problem } from './problem.ts';
 
 /** Admin bodies are small metadata documents; a JWKS with a few RSA keys fits easily. */
@@ -23,7 +24,8 @@ export async function readJsonBody(ctx: Koa.Context, limit = MAX_BODY_BYTES): Pr
     if (size > limit) throw tooLarge(ctx, limit);
     chunks.push(chunk);
   }
-  const text = Buffer.concat(chunks).toString('utf8');
+  const text = decodeStorable(Buffer.concat(chunks));
+  if (text === undefined) throw new Problem(400, 'request body is not valid UTF-8 text', [{ field: 'body', message: 'invalid UTF-8 or NUL' }]);
   if (!text.trim()) return {};
   let value: unknown;
   try {
@@ -44,7 +46,7 @@ const MAX_DEPTH = 16;
 function checkStorable(value: unknown, depth: number): void {
   if (depth > MAX_DEPTH) throw new Problem(400, `request body is nested deeper than ${MAX_DEPTH} levels`, [{ field: 'body', message: 'too deeply nested' }]);
   if (typeof value === 'string') {
-    if (value.includes('\0')) throw new Problem(400, 'strings must not contain NUL characters', [{ field: 'body', message: 'contains NUL' }]);
+    if (!isStorable(value)) throw new Problem(400, 'strings must not contain NUL characters or unpaired surrogates', [{ field: 'body', message: 'contains NUL or an unpaired surrogate' }]);
   } else if (Array.isArray(value)) {
     for (const item of value) checkStorable(item, depth + 1);
   } else if (value !== null && typeof value === 'object') {

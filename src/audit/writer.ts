@@ -93,7 +93,7 @@ function ecsFields(event: Buffered): Record<string, unknown> {
   };
 }
 
-type Observer = (event: AuditEvent, count: number) => void;
+type Observer = (event: AuditEvent) => void;
 
 interface Repeat {
   event: Buffered;
@@ -145,7 +145,7 @@ export class AuditWriter {
     this.#timer.unref();
   }
 
-  /** Called with every event as it is recorded (metrics); `count` > 1 only for repeat summaries. */
+  /** Called with every event as it is recorded, repeats included (metrics). */
   observe(observer: Observer): () => void {
     this.#observers.add(observer);
     return () => this.#observers.delete(observer);
@@ -157,7 +157,7 @@ export class AuditWriter {
 
   record(event: AuditEvent): void {
     this.#enqueue(this.#bounded(event));
-    for (const observer of this.#observers) observer(event, 1);
+    for (const observer of this.#observers) observer(event);
   }
 
   /**
@@ -166,7 +166,7 @@ export class AuditWriter {
    * at once, the rest become one summary event with `details.repeats` when the window ends.
    */
   recordRepeatable(event: AuditEvent, key: string): void {
-    for (const observer of this.#observers) observer(event, 1);
+    for (const observer of this.#observers) observer(event);
     const nowMs = this.now().getTime();
     const repeat = this.#repeats.get(key);
     if (repeat && repeat.windowEnds > nowMs) {
