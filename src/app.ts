@@ -163,7 +163,7 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
     audit.observe((event) => security.audited(event));
     // A refusal at the edge speaks the format of the endpoint it was sent to.
     const answer: EdgeAnswer = (ctx, r) => {
-      if (r.kind === 'admin') return sendProblem(ctx, new Problem(r.status, r.description, undefined, r.headers));
+      if (r.kind === 'admin') return sendProblem(ctx, new Problem(r.status, r.description, r.field ? [{ field: r.field, message: r.description }] : undefined, r.headers));
       if (r.kind === 'page') return refusalPage(ctx, r.status, r.error, r.description, r.headers);
       return oauthAnswer(ctx, r.status, r.error, r.description, r.headers);
     };

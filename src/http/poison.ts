@@ -12,7 +12,17 @@ export function endpointKind(path: string): EndpointKind {
 
 /** Answers a refused request in the format of the endpoint it was sent to. */
 export interface EdgeAnswer {
-  (ctx: Koa.Context, refusal: { status: number; kind: EndpointKind; error: string; description: string; headers?: Record<string, string> }): void;
+  (ctx: Koa.Context, refusal: Refusal): void;
+}
+
+export interface Refusal {
+  status: number;
+  kind: EndpointKind;
+  error: string;
+  description: string;
+  /** The input at fault (a parameter name, `path`, `authorization`, `cookie`, `body`). */
+  field?: string;
+  headers?: Record<string, string>;
 }
 
 /** OAuth endpoints' own error body (RFC 6749 §5.2), the default when no page or problem applies. */
@@ -26,24 +36,25 @@ export function oauthAnswer(ctx: Koa.Context, status: number, error: string, des
 /** What oidc-provider itself accepts as a body (lib/shared/selective_body.js); more is refused anyway. */
 const PROVIDER_BODY_LIMIT = 56 * 1024;
 
-/** Why a request's URL or headers cannot be served, or undefined when they can. */
-export function unstorableRequestPart(ctx: Koa.Context): string | undefined {
+const NOT_TEXT = 'is not valid UTF-8 text or contains NUL';
+
+/** Which part of a request's URL or headers cannot be served, and why; undefined when all can. */
+export function unstorableRequestPart(ctx: Koa.Context): { field: string; description: string } | undefined {
   // A literal `+` in a path is a plus, not a space.
-  if (decodeComponent(ctx.path.replace(/\+/g, '%2B')) === undefined) return 'the path is not valid UTF-8 text or contains NUL';
+  if (decodeComponent(ctx.path.replace(/\+/g, '%2B')) === undefined) return { field: 'path', description: `the path ${NOT_TEXT}` };
   const field = unstorableField(ctx.querystring);
-  if (field) return `query parameter ${field} is not valid UTF-8 text or contains NUL`;
-  const authorization = ctx.get('authorization');
-  const basic = /^basic\s+(\S+)\s*$/i.exec(authorization);
+  if (field) return { field, description: `query parameter ${field} ${NOT_TEXT}` };
+  const basic = /^basic\s+(\S+)\s*$/i.exec(ctx.get('authorization'));
   if (basic) {
     // oidc-provider base64-decodes and then URL-decodes both halves (RFC 6749 §2.3.1).
     const decoded = decodeStorable(Buffer.from(basic[1]!, 'base64'));
-    if (decoded === undefined || decoded.split(':').some((part) => decodeComponent(part.replace(/\+/g, '%2B')) === undefined)) {
-      return 'the Basic credentials are not valid UTF-8 text or contain NUL';
+    if (decoded === undefined || decoded.split(':').some((part) => decodeComponent(part) === undefined)) {
+      return { field: 'authorization', description: `the Basic credentials are not valid UTF-8 text or contain NUL` };
     }
   }
   for (const cookie of ctx.get('cookie').split(';')) {
     const value = cookie.slice(cookie.indexOf('=') + 1).trim();
-    if (value && decodeComponent(value.replace(/\+/g, '%2B')) === undefined) return 'a cookie is not valid UTF-8 text or contains NUL';
+    if (value && decodeComponent(value.replace(/\+/g, '%2B')) === undefined) return { field: 'cookie', description: `a cookie ${NOT_TEXT}` };
   }
   return undefined;
 }
@@ -54,11 +65,11 @@ export function unstorableRequestPart(ctx: Koa.Context): string | undefined {
  */
 export function refuseUnstorableInput(answer: EdgeAnswer, refused: (kind: EndpointKind) => void = () => undefined): Koa.Middleware {
   return async (ctx, next) => {
-    const reason = unstorableRequestPart(ctx);
-    if (!reason) return next();
+    const part = unstorableRequestPart(ctx);
+    if (!part) return next();
     const kind = endpointKind(ctx.path);
     refused(kind);
-    answer(ctx, { status: 400, kind, error: 'invalid_request', description: reason });
+    answer(ctx, { status: 400, kind, error: 'invalid_request', ...part });
   };
 }
 
@@ -89,10 +100,10 @@ export async function readProviderBody(ctx: Koa.Context): Promise<{ body: Buffer
   }
   const body = Buffer.concat(chunks, size);
   const text = decodeStorable(body);
-  if (text === undefined) return { refuse: 'the request body is not valid UTF-8 text or contains NUL' };
+  if (text === undefined) return { refuse: `the request body ${NOT_TEXT}` };
   if (form) {
     const field = unstorableField(text);
-    if (field) return { refuse: `parameter ${field} is not valid UTF-8 text or contains NUL` };
+    if (field) return { refuse: `parameter ${field} ${NOT_TEXT}` };
   } else if (/\\u0000/i.test(text)) {
     return { refuse: 'the request body contains NUL' };
   }
