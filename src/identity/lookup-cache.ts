@@ -12,6 +12,8 @@ export interface LookupCacheOptions {
   max: number;
   /** How long "there is no such entry" is believed; unknown ids must not fill the cache. */
   absentTtlMs: number;
+  /** Milliseconds for TTLs (tests move it); performance.now() otherwise. */
+  now?: () => number;
 }
 
 /** Stands for a confirmed absence in the cache (lru-cache does not store `undefined`). */
@@ -30,6 +32,7 @@ export class LookupCache<V extends object> {
   constructor(load: (key: string) => Promise<V | undefined>, private readonly options: LookupCacheOptions) {
     this.#lru = new LRUCache<string, V | typeof ABSENT>({
       max: options.max,
+      ...(options.now ? { perf: { now: options.now }, ttlResolution: 0 } : {}),
       // An entry invalidated or evicted while its load is in flight is not stored when the load
       // ends (lru-cache checks the slot still holds that load), but its callers get the result.
       ignoreFetchAbort: true,
