@@ -22,7 +22,7 @@ after(async () => {
 
 /** A POST with exactly these body bytes (fetch would re-encode a string). */
 async function postBytes(path: string, body: Buffer, headers: Record<string, string> = {}): Promise<{ status: number; type: string; text: string }> {
-  const res = await fetch(`${server.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body });
+  const res = await fetch(`${server.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body: new Uint8Array(body) });
   return { status: res.status, type: res.headers.get('content-type') ?? '', text: await res.text() };
 }
 
@@ -80,7 +80,7 @@ test('issue 11 §5: the admin API answers problem+json 400 naming the parameter'
   assert.equal(res.status, 400);
   assert.match(res.type, /^application\/problem\+json/);
   assert.deepEqual((JSON.parse(res.text) as { errors: { field: string }[] }).errors.map((e) => e.field), ['limit']);
-  const body = await fetch(`${server.url}/admin/v1/roles`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: Buffer.from([0x7b, 0x22, 0xff, 0x22, 0x3a, 0x31, 0x7d]) });
+  const body = await fetch(`${server.url}/admin/v1/roles`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: new Uint8Array([0x7b, 0x22, 0xff, 0x22, 0x3a, 0x31, 0x7d]) });
   assert.ok(body.status === 400 || body.status === 401, `invalid UTF-8 JSON: ${body.status}`);
 });
 
