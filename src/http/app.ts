@@ -30,7 +30,7 @@ export function loggedError(error: unknown): { type: string; code?: string; mess
   return {
     type: typeof e.name === 'string' ? e.name : 'Error',
     ...(typeof e.code === 'string' ? { code: e.code } : {}),
-    message: String(e.message ?? '').split('\n')[0]!.slice(0, 200),
+    message: (typeof e.message === 'string' ? e.message : '').split('\n')[0]!.slice(0, 200),
   };
 }
 

@@ -66,7 +66,10 @@ export function unstorableRequestPart(ctx: Koa.Context): { field: string; descri
 export function refuseUnstorableInput(answer: EdgeAnswer, refused: (kind: EndpointKind) => void = () => undefined): Koa.Middleware {
   return async (ctx, next) => {
     const part = unstorableRequestPart(ctx);
-    if (!part) return next();
+    if (!part) {
+      await next();
+      return;
+    }
     const kind = endpointKind(ctx.path);
     refused(kind);
     answer(ctx, { status: 400, kind, error: 'invalid_request', ...part });

@@ -32,21 +32,25 @@ export function rateLimit(
   })])) as Record<LimitedEndpoint, RateLimiterMemory>;
   return async (ctx, next) => {
     const endpoint = limitedEndpoint(ctx.method, ctx.path);
-    if (!endpoint) return next();
+    if (!endpoint) {
+      await next();
+      return;
+    }
     try {
       await limiters[endpoint].consume(ctx.ip || 'unknown');
     } catch (rejection) {
       if (!(rejection instanceof RateLimiterRes)) throw rejection;
       const seconds = Math.max(1, Math.ceil(rejection.msBeforeNext / 1000));
       limited(endpoint);
-      return answer(ctx, {
+      answer(ctx, {
         status: 429,
         kind: endpointKind(ctx.path),
         error: 'temporarily_unavailable',
         description: `too many requests from this address; retry in ${seconds} s`,
         headers: { 'Retry-After': String(seconds) },
       });
+      return;
     }
-    return next();
+    await next();
   };
 }
