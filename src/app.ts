@@ -9,7 +9,7 @@ import { startAuditRetention } from './audit/retention.ts';
 import type { AuditWriter } from './audit/writer.ts';
 import type { Config } from './config/env.ts';
 import { createDomain } from './domain.ts';
-import { createHttpApp, loggedError } from './http/app.ts';
+import { createHttpApp } from './http/app.ts';
 import { healthRoutes } from './http/health.ts';
 import { Metrics, SecurityMetrics } from './http/metrics.ts';
 import { oauthAnswer, type EdgeAnswer } from './http/poison.ts';
@@ -29,7 +29,7 @@ import { jwksMaxAgeSeconds } from './keys/lifecycle.ts';
 import { KeyScheduler, type Timers } from './keys/scheduler.ts';
 import { KeyService } from './keys/service.ts';
 import { jwksCacheRoutes } from './http/jwks-cache.ts';
-import type { Logger } from './log/logger.ts';
+import { errorFields, type Logger } from './log/logger.ts';
 import { accountConfiguration } from './oidc/accounts.ts';
 import { interactionConfiguration, refusalPage } from './interaction/provider-pages.ts';
 import { CsrfTokens } from './interaction/csrf.ts';
@@ -171,8 +171,8 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
     const stopAuditRetention = startAuditRetention({ prisma: store.prisma, logger, now, retentionMs: config.auditRetentionMs });
 
     const purge = setInterval(() => {
-      purgeExpiredArtifacts(store.prisma, now()).catch((error: unknown) => logger.warn({ err: loggedError(error) }, 'purge failed'));
-      purgeRevokedTokens(store.prisma, now()).catch((error: unknown) => logger.warn({ err: loggedError(error) }, 'revoked-token purge failed'));
+      purgeExpiredArtifacts(store.prisma, now()).catch((error: unknown) => logger.warn({ err: errorFields(error) }, 'purge failed'));
+      purgeRevokedTokens(store.prisma, now()).catch((error: unknown) => logger.warn({ err: errorFields(error) }, 'revoked-token purge failed'));
     }, PURGE_INTERVAL_MS);
     purge.unref();
 

@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import { storableText } from '../domain/text.ts';
-import type { Logger } from '../log/logger.ts';
+import { errorFields, type Logger } from '../log/logger.ts';
 import type { Sql } from '../store/sql.ts';
 import type { AuditEvent } from './events.ts';
 
@@ -191,7 +191,7 @@ export class AuditWriter {
           this.#buffer.unshift(...failure.unwritten);
           this.#cap();
           const { error } = failure;
-          this.logger.error({ err: { type: (error as Error).name, code: (error as { code?: unknown }).code, message: firstLine(error) } }, 'audit batch write failed; will retry');
+          this.logger.error({ err: errorFields(error) }, 'audit batch write failed; will retry');
           return;
         }
       }
@@ -297,8 +297,4 @@ export class AuditWriter {
     const at = this.now();
     this.#enqueue({ ...repeat.event, at, details: { ...repeat.event.details, repeats: repeat.repeats, since: repeat.event.at.toISOString() } });
   }
-}
-
-function firstLine(error: unknown): string {
-  return String((error as Error).message ?? '').split('\n')[0]!.slice(0, 200);
 }

@@ -1,7 +1,7 @@
 import type Router from '@koa/router';
 import Koa from 'koa';
 import type { Rate } from '../config/env.ts';
-import type { Logger } from '../log/logger.ts';
+import { errorFields as loggedError, type Logger } from '../log/logger.ts';
 import type { ProviderHolder } from '../oidc/holder.ts';
 import type { Metrics, SecurityMetrics } from './metrics.ts';
 import { endpointKind, readProviderBody, refuseUnstorableInput, type EdgeAnswer } from './poison.ts';
@@ -22,16 +22,6 @@ export interface HttpDeps {
   rateLimits: Record<LimitedEndpoint, Rate> | undefined;
   /** Renders a refusal (bad input, rate limit) in the format of the endpoint it was sent to. */
   answer: EdgeAnswer;
-}
-
-/** An error as logged: class, code and the first line of its message (store errors may quote values). */
-export function loggedError(error: unknown): { type: string; code?: string; message: string } {
-  const e = error as { name?: unknown; code?: unknown; message?: unknown };
-  return {
-    type: typeof e.name === 'string' ? e.name : 'Error',
-    ...(typeof e.code === 'string' ? { code: e.code } : {}),
-    message: (typeof e.message === 'string' ? e.message : '').split('\n')[0]!.slice(0, 200),
-  };
 }
 
 /** The koa app: Keyward's routes first, then everything else goes to oidc-provider. */

@@ -24,6 +24,19 @@ export interface RequestContext {
  */
 export const requestContext = new AsyncLocalStorage<RequestContext>();
 
+/**
+ * An error as logged (ECS `error.*` shape): class, code and the first line of its message, cut
+ * to 200 characters. Never the whole error: store errors may quote the values they were given.
+ */
+export function errorFields(error: unknown): { type: string; code?: string; message: string } {
+  const e = (error ?? {}) as { name?: unknown; code?: unknown; message?: unknown };
+  return {
+    type: typeof e.name === 'string' ? e.name : 'Error',
+    ...(typeof e.code === 'string' ? { code: e.code } : {}),
+    message: (typeof e.message === 'string' ? e.message : '').split('\n')[0]!.slice(0, 200),
+  };
+}
+
 /** The ECS version the line shape follows (ecs-logging: `@timestamp`, `log.level`, `message`, `ecs.version`). */
 export const ECS_VERSION = '8.11.0';
 

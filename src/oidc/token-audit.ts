@@ -26,9 +26,21 @@ export function auditedGrantType(value: unknown): string | undefined {
   return (GRANT_TYPES as readonly unknown[]).includes(value) ? value as string : 'other';
 }
 
-/** A client id as audited: ids are at most 128 characters (identity/ids.ts), so longer input is cut. */
-function auditedClientId(value: unknown): string | undefined {
-  return typeof value === 'string' ? value.slice(0, 128) : undefined;
+/**
+ * The client id a caller tried, from the body or HTTP Basic (RFC 6749 §2.3.1: URL-encoded, then
+ * base64), cut to 128 characters, the longest id there is (identity/ids.ts).
+ */
+function attemptedClientId(ctx: KoaContextWithOIDC): string | undefined {
+  const param = ctx.oidc?.params?.client_id;
+  if (typeof param === 'string') return param.slice(0, 128);
+  const basic = /^basic\s+(\S+)/i.exec(ctx.get('authorization'));
+  if (!basic) return undefined;
+  const id = Buffer.from(basic[1]!, 'base64').toString('utf8').split(':')[0]!.slice(0, 384);
+  try {
+    return decodeURIComponent(id.replace(/\+/g, '%20')).slice(0, 128);
+  } catch {
+    return id.slice(0, 128);
+  }
 }
 
 /**
@@ -69,7 +81,7 @@ export function installTokenAudit(provider: Provider, audit: AuditSink): void {
     };
     if (answered !== 'invalid_client') return audit.record(event);
     // An unknown client id names nobody: every unknown id from one address shares one summary.
-    const attempted = auditedClientId(ctx.oidc?.params?.client_id);
+    const attempted = attemptedClientId(ctx);
     const key = client ? `${client.clientId}|${ctx.ip}` : `?|${ctx.ip}`;
     audit.recordRepeatable({ ...event, details: { ...event.details, ...(client ? {} : { client_id: attempted, client_known: false }) } }, key);
   });
