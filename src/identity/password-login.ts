@@ -1,4 +1,4 @@
-import type { Logger } from '../log/logger.ts';
+import { errorFields, type Logger } from '../log/logger.ts';
 import { hashPassword, needsRehash, verifyAgainstDummy, verifyPassword } from './passwords.ts';
 import { normalizeUsername, type Credentials, type UserService } from './users.ts';
 
@@ -54,7 +54,7 @@ export class PasswordAuthenticator {
       return await this.users.replacePasswordHash(userId, previous, await hashPassword(password));
     } catch (error) {
       // The login itself succeeded; the upgrade is retried on the next one.
-      this.logger.warn({ err: (error as Error).message, userId }, 'password re-hash failed');
+      this.logger.warn({ err: errorFields(error), userId }, 'password re-hash failed');
       return false;
     }
   }

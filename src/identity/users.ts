@@ -4,6 +4,7 @@ import { Conflict, NotFound } from '../domain/errors.ts';
 import { pageOf, type Page, type PageRequest } from '../domain/page.ts';
 import { isMissingRow, isUniqueViolation } from '../store/prisma-errors.ts';
 import { isUuid } from './ids.ts';
+import { LookupCache, type CacheStats } from './lookup-cache.ts';
 import { hashPassword } from './passwords.ts';
 import { checkRoles } from './roles.ts';
 
@@ -82,10 +83,22 @@ function toView(row: Row): UserView {
 
 /** User accounts: creation with an argon2id password hash, roles, lookups. No HTTP in here. */
 export class UserService {
+  /** Role names per user id, for token claims; bounded, dropped when the change feed names the user. */
+  readonly #roles: LookupCache<{ roles: string[] }>;
+
   constructor(
     private readonly prisma: PrismaClient,
     private readonly changes: ChangeFeed,
-  ) {}
+  ) {
+    this.#roles = new LookupCache(async (id) => {
+      const rows = await this.prisma.userRole.findMany({ where: { userId: id }, select: { roleName: true } });
+      return { roles: rows.map((r) => r.roleName).sort() };
+    }, { max: 10_000, absentTtlMs: 5_000 });
+    changes.subscribe((change) => {
+      if (change.kind === 'user' && change.id) this.#roles.invalidate(change.id);
+      else if (change.kind === 'user' || change.kind === 'role') this.#roles.clear();
+    });
+  }
 
   async create(input: UserInput): Promise<UserView> {
     await checkRoles(this.prisma, input.roles ?? []);
@@ -209,7 +222,11 @@ export class UserService {
   /** Role names of a user (for token claims); empty for an unknown id. */
   async rolesOf(id: string): Promise<string[]> {
     if (!isUuid(id)) return [];
-    const rows = await this.prisma.userRole.findMany({ where: { userId: id }, select: { roleName: true } });
-    return rows.map((r) => r.roleName).sort();
+    return [...(await this.#roles.get(id.toLowerCase()))?.roles ?? []];
+  }
+
+  /** Hits and misses of the user-roles cache (for /metrics). */
+  cacheStats(): CacheStats {
+    return this.#roles.stats();
   }
 }
