@@ -11,7 +11,9 @@ import type { Config } from './config/env.ts';
 import { createDomain } from './domain.ts';
 import { createHttpApp } from './http/app.ts';
 import { healthRoutes } from './http/health.ts';
-import { Metrics } from './http/metrics.ts';
+import { Metrics, SecurityMetrics } from './http/metrics.ts';
+import { oauthAnswer, type EdgeAnswer } from './http/poison.ts';
+import { Problem, sendProblem } from './admin/problem.ts';
 import { bootstrapAdmin, type BootstrapResult } from './identity/bootstrap.ts';
 import type { ClientService } from './identity/clients/index.ts';
 import { PasswordAuthenticator } from './identity/password-login.ts';
@@ -27,9 +29,9 @@ import { jwksMaxAgeSeconds } from './keys/lifecycle.ts';
 import { KeyScheduler, type Timers } from './keys/scheduler.ts';
 import { KeyService } from './keys/service.ts';
 import { discoveryCacheRoutes, jwksCacheRoutes } from './http/jwks-cache.ts';
-import type { Logger } from './log/logger.ts';
+import { errorFields, type Logger } from './log/logger.ts';
 import { accountConfiguration } from './oidc/accounts.ts';
-import { interactionConfiguration, providerPageHeaders } from './interaction/provider-pages.ts';
+import { interactionConfiguration, providerPageHeaders, refusalPage } from './interaction/provider-pages.ts';
 import { CsrfTokens } from './interaction/csrf.ts';
 import { interactionRoutes } from './interaction/routes.ts';
 import { LoginThrottle } from './interaction/throttle.ts';
@@ -150,24 +152,43 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
     const metrics = new Metrics();
     const routers: Router[] = [healthRoutes({ metrics, ping: () => store.ping(), keysLoaded: () => keyFollower.signing(), metricsToken: config.metricsToken })];
     routers.push(jwksCacheRoutes(jwksMaxAgeSeconds(config.keyRotationIntervalMs), (ctx) => jwksConsumers.record(ctx.ip, ctx.get('user-agent'))), discoveryCacheRoutes());
+    const throttle = new LoginThrottle(new LoginThrottleCounters(store.prisma), now);
     routers.push(interactionRoutes({
       provider, clients, resources, users, grants: new OidcGrants(store.prisma), audit, now,
       csrf: new CsrfTokens(deriveKey(kek, 'interaction-csrf')),
-      throttle: new LoginThrottle(new LoginThrottleCounters(store.prisma), now),
+      throttle,
       authenticator: new PasswordAuthenticator(users, logger),
     }));
     routers.push(adminRouter({
       issuer: config.issuer, clients, users, roles, resources, keyService, keys, provider, changes, revocations, audit,
       auditTrail, logger, now,
     }));
-    const app = createHttpApp({ issuer: config.issuer, logger, metrics, provider, routers, proxyHops: config.proxyHops });
+    const security = new SecurityMetrics(metrics.registry, {
+      audit: () => audit.stats(),
+      caches: { clients: () => clients.cacheStats(), resources: () => resources.cacheStats(), user_roles: () => users.cacheStats() },
+    });
+    audit.observe((event) => security.audited(event));
+    // A refusal at the edge speaks the format of the endpoint it was sent to.
+    const answer: EdgeAnswer = (ctx, r) => {
+      if (r.kind === 'admin') return sendProblem(ctx, new Problem(r.status, r.description, r.field ? [{ field: r.field, message: r.description }] : undefined, r.headers));
+      if (r.kind === 'page') return refusalPage(ctx, r.status, r.error, r.description, r.headers);
+      return oauthAnswer(ctx, r.status, r.error, r.description, r.headers);
+    };
+    const app = createHttpApp({ issuer: config.issuer, logger, metrics, security, provider, routers, proxyHops: config.proxyHops, rateLimits: config.rateLimits, answer });
     const stopAuditRetention = startAuditRetention({ prisma: store.prisma, logger, now, retentionMs: config.auditRetentionMs });
 
-    const purge = setInterval(() => {
-      purgeExpiredArtifacts(store.prisma, now()).catch((error: Error) => logger.warn({ err: error.message }, 'purge failed'));
-      purgeRevokedTokens(store.prisma, now()).catch((error: Error) => logger.warn({ err: error.message }, 'revoked-token purge failed'));
-    }, PURGE_INTERVAL_MS);
+    // Once at start and then periodically; every instance may purge, the deletes are idempotent.
+    let purging: Promise<unknown> = Promise.resolve();
+    const runPurge = () => {
+      purging = Promise.all([
+        purgeExpiredArtifacts(store.prisma, now()).catch((error: unknown) => logger.warn({ err: errorFields(error) }, 'purge failed')),
+        purgeRevokedTokens(store.prisma, now()).catch((error: unknown) => logger.warn({ err: errorFields(error) }, 'revoked-token purge failed')),
+        throttle.purge().catch((error: unknown) => logger.warn({ err: errorFields(error) }, 'login-throttle purge failed')),
+      ]);
+    };
+    const purge = setInterval(runPurge, PURGE_INTERVAL_MS);
     purge.unref();
+    runPurge();
 
     let server: Server | undefined;
     return {
@@ -181,6 +202,7 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
       },
       async close() {
         clearInterval(purge);
+        await purging;
         await stopAuditRetention();
         if (server) {
           const closed = new Promise<void>((resolve) => server!.close(() => resolve()));

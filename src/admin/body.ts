@@ -1,4 +1,5 @@
 import type Koa from 'koa';
+import { decodeStorable, isStorable } from '../domain/text.ts';
 import { Problem } from './problem.ts';
 
 /** Admin bodies are small metadata documents; a JWKS with a few RSA keys fits easily. */
@@ -16,7 +17,8 @@ export async function readJsonBody(ctx: Koa.Context, limit = MAX_BODY_BYTES): Pr
   if (!ctx.is('application/json', '+json')) {
     throw new Problem(415, 'request bodies must be application/json');
   }
-  const text = await readUpTo(ctx, limit);
+  const text = decodeStorable(await readUpTo(ctx, limit));
+  if (text === undefined) throw new Problem(400, 'request body is not valid UTF-8 text', [{ field: 'body', message: 'invalid UTF-8 or NUL' }]);
   if (!text.trim()) return {};
   let value: unknown;
   try {
@@ -37,7 +39,7 @@ const MAX_DEPTH = 16;
 function checkStorable(value: unknown, depth: number): void {
   if (depth > MAX_DEPTH) throw new Problem(400, `request body is nested deeper than ${MAX_DEPTH} levels`, [{ field: 'body', message: 'too deeply nested' }]);
   if (typeof value === 'string') {
-    if (value.includes('\0')) throw new Problem(400, 'strings must not contain NUL characters', [{ field: 'body', message: 'contains NUL' }]);
+    if (!isStorable(value)) throw new Problem(400, 'strings must not contain NUL characters or unpaired surrogates', [{ field: 'body', message: 'contains NUL or an unpaired surrogate' }]);
   } else if (Array.isArray(value)) {
     for (const item of value) checkStorable(item, depth + 1);
   } else if (value !== null && typeof value === 'object') {
@@ -56,18 +58,18 @@ export function checkQuery(query: Record<string, unknown>): void {
 }
 
 /**
- * The body as text, or 413 once more than `limit` bytes arrived. The request stream is paused,
+ * The body's bytes, or 413 once more than `limit` bytes arrived. The request stream is paused,
  * not destroyed, so the socket (and what is read from it, such as the client address for the
  * audit) stays until the answer is written.
  */
-function readUpTo(ctx: Koa.Context, limit: number): Promise<string> {
+function readUpTo(ctx: Koa.Context, limit: number): Promise<Buffer> {
   const req = ctx.req;
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     const done = (error?: Error): void => {
       req.off('data', onData).off('end', onEnd).off('error', done);
-      if (error) reject(error); else resolve(Buffer.concat(chunks).toString('utf8'));
+      if (error) reject(error); else resolve(Buffer.concat(chunks));
     };
     const onData = (chunk: Buffer): void => {
       size += chunk.length;

@@ -9,12 +9,12 @@ export interface FieldError {
 
 const TITLES: Record<number, string> = {
   400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed',
-  409: 'Conflict', 413: 'Content Too Large', 415: 'Unsupported Media Type', 500: 'Internal Server Error',
+  409: 'Conflict', 413: 'Content Too Large', 415: 'Unsupported Media Type', 429: 'Too Many Requests', 500: 'Internal Server Error',
 };
 
 const SLUGS: Record<number, string> = {
   400: 'invalid-request', 401: 'unauthorized', 403: 'forbidden', 404: 'not-found', 405: 'method-not-allowed',
-  409: 'conflict', 413: 'content-too-large', 415: 'unsupported-media-type', 500: 'internal',
+  409: 'conflict', 413: 'content-too-large', 415: 'unsupported-media-type', 429: 'too-many-requests', 500: 'internal',
 };
 
 /** The one error type of the admin API, rendered as RFC 9457 problem details. */

@@ -1,4 +1,4 @@
-import type { Logger } from '../log/logger.ts';
+import { errorFields, type Logger } from '../log/logger.ts';
 import type { PrismaClient } from '../store/store.ts';
 
 /** Deletes audit events older than `retentionMs`; returns how many went. */
@@ -25,7 +25,7 @@ export function startAuditRetention(options: AuditRetentionOptions): () => Promi
   const run = () => {
     running = purgeAuditEvents(options.prisma, options.now(), options.retentionMs)
       .then((count) => { if (count) options.logger.info({ purged: count }, 'audit events past retention purged'); })
-      .catch((error: Error) => options.logger.warn({ err: error.message }, 'audit purge failed'));
+      .catch((error: unknown) => options.logger.warn({ err: errorFields(error) }, 'audit purge failed'));
   };
   const timer = setInterval(run, options.intervalMs ?? 60 * 60_000);
   timer.unref();

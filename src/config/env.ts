@@ -55,6 +55,22 @@ const signingAlgs = z.string().transform((text, ctx) => {
   return algs as SigningAlg[];
 });
 
+/** A rate: `<requests>/<duration>`, e.g. `600/1m`. */
+const rate = z.string().transform((text, ctx) => {
+  const match = /^(\d{1,7})\/(.+)$/.exec(text.trim());
+  const durationMs = match ? parseDuration(match[2]!) : undefined;
+  if (!match || !durationMs || Number(match[1]) < 1) {
+    ctx.addIssue({ code: 'custom', message: `expected <requests>/<duration> such as 600/1m (duration: ${DURATION_FORM}), got "${text}"` });
+    return z.NEVER;
+  }
+  return { points: Number(match[1]), durationMs };
+});
+
+export interface Rate {
+  points: number;
+  durationMs: number;
+}
+
 const clientIdForm = `expected ${CHOSEN_CLIENT_ID_MIN}-128 characters of A-Z a-z 0-9 . _ ~ -`;
 
 const schema = z.object({
@@ -77,6 +93,11 @@ const schema = z.object({
   KEYWARD_PROXY_HOPS: z.coerce.number().int().min(0).max(10).default(0),
   KEYWARD_ALLOW_PRIVATE_JWKS_URI: boolean.default(false),
   KEYWARD_METRICS_TOKEN: z.string().min(16, 'expected at least 16 characters').max(512).optional(),
+  KEYWARD_RATE_LIMIT: z.enum(['on', 'off']).default('on'),
+  KEYWARD_RATE_LIMIT_TOKEN: rate.default({ points: 6000, durationMs: 60_000 }),
+  KEYWARD_RATE_LIMIT_LOGIN: rate.default({ points: 300, durationMs: 60_000 }),
+  KEYWARD_RATE_LIMIT_DEVICE: rate.default({ points: 120, durationMs: 60_000 }),
+  KEYWARD_AUDIT_BUFFER_MAX: z.coerce.number().int().min(100).max(10_000_000).default(50_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -105,6 +126,10 @@ export interface Config {
   allowPrivateJwksUri: boolean;
   /** Set: /metrics answers only `Authorization: Bearer <token>`. */
   metricsToken: string | undefined;
+  /** Per-IP request rates on the token, login and device endpoints; undefined = off (a gateway does it). */
+  rateLimits: { token: Rate; login: Rate; device: Rate } | undefined;
+  /** Most audit events held while the store does not take them. */
+  auditBufferMax: number;
   logLevel: z.infer<typeof schema>['LOG_LEVEL'];
 }
 
@@ -140,6 +165,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     proxyHops: e.KEYWARD_PROXY_HOPS,
     allowPrivateJwksUri: e.KEYWARD_ALLOW_PRIVATE_JWKS_URI,
     metricsToken: e.KEYWARD_METRICS_TOKEN,
+    rateLimits: e.KEYWARD_RATE_LIMIT === 'off' ? undefined
+      : { token: e.KEYWARD_RATE_LIMIT_TOKEN, login: e.KEYWARD_RATE_LIMIT_LOGIN, device: e.KEYWARD_RATE_LIMIT_DEVICE },
+    auditBufferMax: e.KEYWARD_AUDIT_BUFFER_MAX,
     logLevel: e.LOG_LEVEL,
   };
 }

@@ -91,7 +91,9 @@ export const pageQuery = z.strictObject({
 export const roleAssignment = z.strictObject({ roles: roleList });
 
 // ---- users
-const username = z.string().regex(/^[A-Za-z0-9._@+-]{1,128}$/, 'must be 1-128 characters of A-Z a-z 0-9 . _ @ + -');
+// Case-insensitive: UserService stores it lowercased, so "Alice" and "alice" are one user.
+const username = z.string().regex(/^[A-Za-z0-9._@+-]{1,128}$/, 'must be 1-128 characters of A-Z a-z 0-9 . _ @ + -')
+  .meta({ description: 'Case-insensitive: stored and shown lowercased; unique regardless of case' });
 const email = z.email().max(254);
 const password = z.string().min(LIMITS.password.min).max(LIMITS.password.max);
 

@@ -1,6 +1,13 @@
-import type { Logger } from '../log/logger.ts';
+import { errorFields, type Logger } from '../log/logger.ts';
 import { hashPassword, needsRehash, verifyAgainstDummy, verifyPassword } from './passwords.ts';
-import type { UserService } from './users.ts';
+import { normalizeUsername, type Credentials, type UserService } from './users.ts';
+
+/** Who a login names: the user when the username exists, and the key its attempts are counted under. */
+export interface LoginCandidate {
+  /** The user id, or `name:<normalized username>` for an unknown one (throttled alike, so no difference shows). */
+  account: string;
+  user: Credentials | undefined;
+}
 
 export type Authentication =
   | { ok: true; userId: string; username: string; rehashed: boolean }
@@ -20,7 +27,17 @@ export class PasswordAuthenticator {
   ) {}
 
   async authenticate(username: string, password: string): Promise<Authentication> {
+    return this.verify(await this.lookup(username), password);
+  }
+
+  /** The account a username names (case-insensitively), before any password is checked. */
+  async lookup(username: string): Promise<LoginCandidate> {
     const user = await this.users.credentials(username);
+    return { account: user?.id ?? `name:${normalizeUsername(username)}`, user };
+  }
+
+  async verify(candidate: LoginCandidate, password: string): Promise<Authentication> {
+    const { user } = candidate;
     if (!user) {
       await verifyAgainstDummy(password);
       return { ok: false, reason: 'invalid_credentials' };
@@ -37,7 +54,7 @@ export class PasswordAuthenticator {
       return await this.users.replacePasswordHash(userId, previous, await hashPassword(password));
     } catch (error) {
       // The login itself succeeded; the upgrade is retried on the next one.
-      this.logger.warn({ err: (error as Error).message, userId }, 'password re-hash failed');
+      this.logger.warn({ err: errorFields(error), userId }, 'password re-hash failed');
       return false;
     }
   }

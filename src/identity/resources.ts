@@ -5,6 +5,7 @@ import { Conflict, NotFound } from '../domain/errors.ts';
 import { pageOf, type Page, type PageRequest } from '../domain/page.ts';
 import { isMissingRow, isUniqueViolation } from '../store/prisma-errors.ts';
 import { isUuid } from './ids.ts';
+import { LookupCache, type CacheStats } from './lookup-cache.ts';
 
 /** An API: the audience of access tokens and the scopes it understands. */
 export interface ResourceServerRecord {
@@ -54,32 +55,41 @@ function toView(row: Row): ResourceView {
 }
 
 export class ResourceService {
-  #byIdentifier: Promise<Map<string, ResourceServerRecord>> | undefined;
+  /** Bounded: a `resource` parameter is the caller's to choose, so unknown values are believed absent only briefly. */
+  readonly #byIdentifier: LookupCache<ResourceServerRecord>;
 
   constructor(
     private readonly prisma: PrismaClient,
     private readonly changes: ChangeFeed,
   ) {
-    changes.subscribe((change) => {
-      if (change.kind === 'resource') this.#byIdentifier = undefined;
-    });
-  }
-
-  /** Hot path: the resource server for an `aud`/`resource` value, from the cache. */
-  async byIdentifier(identifier: string): Promise<ResourceServerRecord | undefined> {
-    if (!this.#byIdentifier) {
-      const loading = this.prisma.resourceServer.findMany().then((rows) => new Map(rows.map((r) => [r.identifier, {
+    this.#byIdentifier = new LookupCache(async (identifier) => {
+      const r = await this.prisma.resourceServer.findUnique({ where: { identifier } });
+      return r ? {
         id: r.id,
         identifier: r.identifier,
         name: r.name,
         scopes: r.scopes,
         accessTokenTtl: r.accessTokenTtl,
         signingAlg: r.signingAlg as SigningAlg,
-      }])));
-      this.#byIdentifier = loading;
-      loading.catch(() => { if (this.#byIdentifier === loading) this.#byIdentifier = undefined; });
-    }
-    return (await this.#byIdentifier).get(identifier);
+      } : undefined;
+    }, { max: 1_000, absentTtlMs: 5_000 });
+    changes.subscribe((change) => {
+      if (change.kind !== 'resource') return;
+      if (change.id) this.#byIdentifier.invalidate(change.id);
+      else this.#byIdentifier.clear();
+    });
+  }
+
+  /** Hot path: the resource server for an `aud`/`resource` value, from the cache. */
+  async byIdentifier(identifier: string): Promise<ResourceServerRecord | undefined> {
+    // Longer than any identifier worth a lookup (a URL), or text the store refuses: never one.
+    if (identifier.length > 2048 || identifier.includes('\0')) return undefined;
+    return this.#byIdentifier.get(identifier);
+  }
+
+  /** Hits and misses of the resource-server cache (for /metrics). */
+  cacheStats(): CacheStats {
+    return this.#byIdentifier.stats();
   }
 
   /** Creates the resource server when missing. */
@@ -147,6 +157,8 @@ export class ResourceService {
         },
       });
       await this.changes.publish({ kind: 'resource', id: before.identifier });
+      // The new identifier may be cached as absent.
+      if (row.identifier !== before.identifier) await this.changes.publish({ kind: 'resource', id: row.identifier });
       return toView(row);
     } catch (error) {
       if (isUniqueViolation(error)) throw new Conflict(`resource server ${patch.identifier ?? ''} already exists`, { identifier: 'already registered' });

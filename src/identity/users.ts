@@ -4,6 +4,7 @@ import { Conflict, NotFound } from '../domain/errors.ts';
 import { pageOf, type Page, type PageRequest } from '../domain/page.ts';
 import { isMissingRow, isUniqueViolation } from '../store/prisma-errors.ts';
 import { isUuid } from './ids.ts';
+import { LookupCache, type CacheStats } from './lookup-cache.ts';
 import { hashPassword } from './passwords.ts';
 import { checkRoles } from './roles.ts';
 
@@ -54,6 +55,15 @@ export interface Credentials {
   disabled: boolean;
 }
 
+/**
+ * Usernames are case-insensitive (issue 10 F4): stored lowercased, so the unique index on
+ * `username` is unique regardless of case (the `users_username_lowercase` check keeps it so).
+ * The username grammar is ASCII (identity/input.ts), where JS and SQL lowercasing agree.
+ */
+export function normalizeUsername(username: string): string {
+  return username.trim().toLowerCase();
+}
+
 const include = { roles: { select: { roleName: true } } } as const;
 type Row = NonNullable<Awaited<ReturnType<PrismaClient['user']['findUnique']>>> & { roles: { roleName: string }[] };
 
@@ -73,18 +83,31 @@ function toView(row: Row): UserView {
 
 /** User accounts: creation with an argon2id password hash, roles, lookups. No HTTP in here. */
 export class UserService {
+  /** Role names per user id, for token claims; bounded, dropped when the change feed names the user. */
+  readonly #roles: LookupCache<{ roles: string[] }>;
+
   constructor(
     private readonly prisma: PrismaClient,
     private readonly changes: ChangeFeed,
-  ) {}
+  ) {
+    this.#roles = new LookupCache(async (id) => {
+      const rows = await this.prisma.userRole.findMany({ where: { userId: id }, select: { roleName: true } });
+      return { roles: rows.map((r) => r.roleName).sort() };
+    }, { max: 10_000, absentTtlMs: 5_000 });
+    changes.subscribe((change) => {
+      if (change.kind === 'user' && change.id) this.#roles.invalidate(change.id);
+      else if (change.kind === 'user' || change.kind === 'role') this.#roles.clear();
+    });
+  }
 
   async create(input: UserInput): Promise<UserView> {
     await checkRoles(this.prisma, input.roles ?? []);
+    const username = normalizeUsername(input.username);
     const passwordHash = await hashPassword(input.password);
     try {
       const row = await this.prisma.user.create({
         data: {
-          username: input.username,
+          username,
           email: input.email ?? null,
           name: input.name ?? null,
           passwordHash,
@@ -96,7 +119,7 @@ export class UserService {
       await this.changes.publish({ kind: 'user', id: row.id });
       return toView(row);
     } catch (error) {
-      if (isUniqueViolation(error)) throw new Conflict(`user ${input.username} already exists`, { username: 'already taken' });
+      if (isUniqueViolation(error)) throw new Conflict(`user ${username} already exists`, { username: 'already taken' });
       throw error;
     }
   }
@@ -120,8 +143,9 @@ export class UserService {
 
   async update(id: string, patch: UserPatch): Promise<UserView> {
     await this.get(id);
+    const username = patch.username === undefined ? undefined : normalizeUsername(patch.username);
     const data = {
-      ...(patch.username !== undefined ? { username: patch.username } : {}),
+      ...(username !== undefined ? { username } : {}),
       ...(patch.email !== undefined ? { email: patch.email } : {}),
       ...(patch.name !== undefined ? { name: patch.name } : {}),
       ...(patch.disabled !== undefined ? { disabled: patch.disabled } : {}),
@@ -132,7 +156,7 @@ export class UserService {
       await this.changes.publish({ kind: 'user', id });
       return toView(row);
     } catch (error) {
-      if (isUniqueViolation(error)) throw new Conflict(`user ${patch.username ?? ''} already exists`, { username: 'already taken' });
+      if (isUniqueViolation(error)) throw new Conflict(`user ${username ?? ''} already exists`, { username: 'already taken' });
       if (isMissingRow(error)) throw new NotFound(`user ${id} does not exist`);
       throw error;
     }
@@ -178,10 +202,10 @@ export class UserService {
     return (await this.prisma.user.findUnique({ where: { id }, select: { username: true } }))?.username;
   }
 
-  /** For password login only (src/identity/password-login.ts). */
+  /** For password login only (src/identity/password-login.ts); the username matches case-insensitively. */
   async credentials(username: string): Promise<Credentials | undefined> {
     return (await this.prisma.user.findUnique({
-      where: { username },
+      where: { username: normalizeUsername(username) },
       select: { id: true, username: true, passwordHash: true, disabled: true },
     })) ?? undefined;
   }
@@ -198,7 +222,11 @@ export class UserService {
   /** Role names of a user (for token claims); empty for an unknown id. */
   async rolesOf(id: string): Promise<string[]> {
     if (!isUuid(id)) return [];
-    const rows = await this.prisma.userRole.findMany({ where: { userId: id }, select: { roleName: true } });
-    return rows.map((r) => r.roleName).sort();
+    return [...(await this.#roles.get(id.toLowerCase()))?.roles ?? []];
+  }
+
+  /** Hits and misses of the user-roles cache (for /metrics). */
+  cacheStats(): CacheStats {
+    return this.#roles.stats();
   }
 }

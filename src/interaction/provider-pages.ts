@@ -1,3 +1,4 @@
+import type { Context } from 'koa';
 import type { Configuration, KoaContextWithOIDC } from 'oidc-provider';
 import type { PageHeaders } from '../oidc/overrides/index.ts';
 import { formTarget, setPageHeaders } from './headers.ts';
@@ -57,3 +58,15 @@ export function interactionConfiguration(): Partial<Configuration> {
 export const providerPageHeaders: PageHeaders = (ctx, page) => {
   setPageHeaders(ctx, page.formTargets.map(formTarget), page.scriptHashes);
 };
+
+/** A person's page for a request refused at the edge (unreadable input, too many requests). */
+export function refusalPage(ctx: Context, status: number, error: string, description: string, headers: Record<string, string> = {}): void {
+  const view: Omit<ErrorView, 'code' | 'description'> = status === 429
+    ? { title: 'Too many attempts', message: 'Too many requests came from your network. Wait a moment, then try again.' }
+    : ERROR_WORDS.invalid_request!;
+  ctx.status = status;
+  for (const [name, value] of Object.entries(headers)) ctx.set(name, value);
+  setPageHeaders(ctx);
+  ctx.type = 'html';
+  ctx.body = errorPage({ ...view, code: error, description });
+}

@@ -115,33 +115,39 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     const parsed = loginForm.safeParse(fields);
     if (!parsed.success) return again(400, 'Enter your username and password.', fields.username?.slice(0, 256));
     const { username, password } = parsed.data;
-    const attempt = { username, ip: ctx.ip };
+    const candidate = await deps.authenticator.lookup(username);
+    const attempt = { account: candidate.account, ip: ctx.ip };
     const audit = { actor: username, ip: ctx.ip, subject: interaction.params.client_id as string };
 
-    const verdict = await deps.throttle.check(attempt);
-    if (!verdict.allowed) {
-      deps.audit.record({ type: 'login.failure', outcome: 'failure', ...audit, details: { reason: `throttled_${verdict.scope}` } });
-      ctx.set('Retry-After', String(Math.ceil(verdict.retryAfterMs / 1000)));
-      return again(429, throttledMessage(verdict), username);
+    // The attempt is counted before its password is checked (and refunded on success), so
+    // parallel guesses cannot all pass the throttle (issue 10 F3).
+    const reservation = await deps.throttle.reserve(attempt);
+    if (!reservation.allowed) {
+      deps.audit.record({ type: 'login.failure', outcome: 'failure', ...audit, details: { reason: `throttled_${reservation.scope}` } });
+      ctx.set('Retry-After', String(Math.ceil(reservation.retryAfterMs / 1000)));
+      return again(429, throttledMessage(reservation), username);
     }
 
-    const result = await deps.authenticator.authenticate(username, password);
+    const result = await deps.authenticator.verify(candidate, password);
     if (!result.ok) {
       deps.audit.record({ type: 'login.failure', outcome: 'failure', ...audit, details: { reason: result.reason } });
-      if (result.reason === 'disabled') return again(403, 'This account is disabled. Contact your administrator.', username);
-      const { locked } = await deps.throttle.recordFailure(attempt);
-      for (const lock of locked) {
+      if (result.reason === 'disabled') {
+        await deps.throttle.refund(reservation);
+        return again(403, 'This account is disabled. Contact your administrator.', username);
+      }
+      const { locks } = reservation;
+      for (const lock of locks) {
         deps.audit.record({ type: 'login.locked', outcome: 'failure', ...audit, details: { scope: lock.scope, until: lock.until.toISOString() } });
       }
-      if (locked.length) {
-        const longest = Math.max(...locked.map((l) => l.until.getTime())) - deps.now().getTime();
+      if (locks.length) {
+        const longest = Math.max(...locks.map((l) => l.until.getTime())) - deps.now().getTime();
         ctx.set('Retry-After', String(Math.ceil(longest / 1000)));
-        return again(429, throttledMessage({ allowed: false, reason: 'locked', scope: locked[0]!.scope, retryAfterMs: longest }), username);
+        return again(429, throttledMessage({ allowed: false, reason: 'locked', scope: locks[0]!.scope, retryAfterMs: longest }), username);
       }
       return again(401, INVALID_CREDENTIALS, username);
     }
 
-    await deps.throttle.recordSuccess(attempt);
+    await deps.throttle.succeeded(reservation);
     deps.audit.record({ type: 'login.success', outcome: 'success', ...audit, actor: result.userId, details: { username: result.username, ...(result.rehashed ? { rehashed: true } : {}) } });
     const returnTo = await deps.provider.current.interactionResult(ctx.req, ctx.res, {
       login: { accountId: result.userId, amr: ['pwd'] },
@@ -214,6 +220,6 @@ function throttledMessage(verdict: Extract<ThrottleVerdict, { allowed: false }>)
   const minutes = Math.ceil(seconds / 60);
   const wait = minutes <= 1 ? 'a minute' : `${minutes} minutes`;
   return verdict.scope === 'account'
-    ? `Too many failed attempts. This account is locked for ${wait}; try again later.`
+    ? `Too many failed attempts. Sign-in to this account from your network is blocked for ${wait}; try again later.`
     : `Too many failed attempts from your network. Sign-in is blocked for ${wait}; try again later.`;
 }

@@ -1,5 +1,5 @@
 import type { AuditWriter } from '../audit/writer.ts';
-import type { Logger } from '../log/logger.ts';
+import { errorFields, type Logger } from '../log/logger.ts';
 import type { Sql } from '../store/sql.ts';
 import type { JwksConsumers } from './consumers.ts';
 import { duePromotions, plan, seenSinceFor, type LifecycleKey, type LifecycleSettings, type Transition } from './lifecycle.ts';
@@ -197,7 +197,7 @@ export class KeyScheduler {
       // Still due (another instance holds the lock right now): look again shortly.
       if (next) delay = Math.min(this.#maxWakeMs, Math.max(MIN_WAKE_MS, next.getTime() - this.deps.now().getTime()));
     } catch (error) {
-      this.deps.logger.error({ err: (error as Error).message }, 'signing key schedule failed; will retry');
+      this.deps.logger.error({ err: errorFields(error) }, 'signing key schedule failed; will retry');
       delay = Math.min(this.#maxWakeMs, 5000);
     }
     return delay;

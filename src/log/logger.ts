@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { pino, type Logger, type DestinationStream } from 'pino';
 
 export type { Logger } from 'pino';
@@ -13,6 +14,49 @@ const REDACT = [
   'access_token', '*.access_token', 'refresh_token', '*.refresh_token', 'id_token', '*.id_token', 'token', '*.token',
 ];
 
+/** What every log line written while serving one request carries. */
+export interface RequestContext {
+  requestId: string;
+}
+
+/**
+ * The request being served, across every await of its handling (oidc-provider's events
+ * included): the logger's mixin reads it, so no call site has to pass the request id along.
+ */
+export const requestContext = new AsyncLocalStorage<RequestContext>();
+
+/**
+ * An error as logged (ECS `error.*` shape): class, code and the first line of its message, cut
+ * to 200 characters. Never the whole error: store errors may quote the values they were given.
+ */
+export function errorFields(error: unknown): { type: string; code?: string; message: string } {
+  const e = (error ?? {}) as { name?: unknown; code?: unknown; message?: unknown };
+  return {
+    type: typeof e.name === 'string' ? e.name : 'Error',
+    ...(typeof e.code === 'string' ? { code: e.code } : {}),
+    message: (typeof e.message === 'string' ? e.message : '').split('\n')[0]!.slice(0, 200),
+  };
+}
+
+/** The ECS version the line shape follows (ecs-logging: `@timestamp`, `log.level`, `message`, `ecs.version`). */
+export const ECS_VERSION = '8.11.0';
+
+/**
+ * JSON lines in Elastic Common Schema shape, so Filebeat or Fluent Bit ship them to
+ * Elasticsearch or Splunk as they are: `@timestamp`, `log.level`, `message`, `service.name`,
+ * and `http.request.id` on every line written while a request is served.
+ */
 export function createLogger(level: string, destination?: DestinationStream): Logger {
-  return pino({ level, base: { service: 'keyward' }, redact: { paths: REDACT, censor: '[redacted]' } }, destination);
+  return pino({
+    level,
+    base: { 'ecs.version': ECS_VERSION, service: { name: 'keyward' } },
+    messageKey: 'message',
+    timestamp: () => `,"@timestamp":"${new Date().toISOString()}"`,
+    formatters: { level: (label) => ({ 'log.level': label }) },
+    mixin: () => {
+      const context = requestContext.getStore();
+      return context ? { http: { request: { id: context.requestId } } } : {};
+    },
+    redact: { paths: REDACT, censor: '[redacted]' },
+  }, destination);
 }

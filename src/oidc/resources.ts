@@ -31,6 +31,9 @@ export function resourceConfiguration(deps: ResourceDeps): Partial<Configuration
             // without an audience could only be an opaque token no API can verify offline.
             throw new errors.InvalidTarget('resource parameter is required (the client has no default resource)');
           }
+          // A third-party sign-in that asks none of the default API's scopes is a sign-in only
+          // (see thirdPartyNeedsApiScope): it gets no token for that API rather than an error.
+          if (fallback && isUserAuthorization(ctx) && !(await asksScopeOf(deps, ctx, client.clientId, fallback))) return undefined;
           return fallback;
         },
         useGrantedResource: async () => true,
@@ -52,6 +55,7 @@ export async function resourceServerInfo(deps: ResourceDeps, ctx: KoaContextWith
   }
   const allowed = await allowedScopes(deps, ctx, record, server.scopes);
   if (isClientCredentials(ctx)) applyScopeRule(ctx, allowed);
+  if (!record.firstParty && isUserAuthorization(ctx) && userOf(ctx)) thirdPartyNeedsApiScope(ctx, server.identifier, allowed);
   return {
     scope: allowed.join(' '),
     audience: server.identifier,
@@ -64,6 +68,31 @@ export async function resourceServerInfo(deps: ResourceDeps, ctx: KoaContextWith
 function defaultResourceOf(client: Client): string | undefined {
   const value = (client as unknown as { default_resource?: unknown }).default_resource;
   return typeof value === 'string' ? value : undefined;
+}
+
+/** The authorization endpoint, or its resume after login and consent (user flows, browser). */
+function isUserAuthorization(ctx: KoaContextWithOIDC): boolean {
+  return ctx.oidc?.route === 'authorization' || ctx.oidc?.route === 'resume';
+}
+
+/** Whether the request names a scope of the client's default resource (third-party clients only). */
+async function asksScopeOf(deps: ResourceDeps, ctx: KoaContextWithOIDC, clientId: string, identifier: string): Promise<boolean> {
+  const record = await deps.clients.record(clientId);
+  if (!record || record.firstParty) return true;
+  const server = await deps.resources.byIdentifier(identifier);
+  return Boolean(server && requestedScopes(ctx)?.some((scope) => server.scopes.includes(scope)));
+}
+
+/**
+ * RFC 9700 §2.3: a third-party client acts for the user at an API only within a scope the
+ * user consented to. oidc-provider asks for consent only for missing scopes, so a token
+ * without any API scope would be released silently once the user consented to `openid`:
+ * such a request is refused (`invalid_scope`) once the user is known (after login; before it,
+ * the user's roles, hence `allowed`, are not).
+ */
+function thirdPartyNeedsApiScope(ctx: KoaContextWithOIDC, identifier: string, allowed: readonly string[]): void {
+  if (requestedScopes(ctx)?.some((scope) => allowed.includes(scope))) return;
+  throw new errors.InvalidScope(`a third-party client gets a token for ${identifier} only with one of its scopes that the user may grant and consents to`, requestedScopes(ctx)?.join(' ') ?? '');
 }
 
 function isClientCredentials(ctx: KoaContextWithOIDC): boolean {

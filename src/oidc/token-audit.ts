@@ -1,10 +1,13 @@
 import type { KoaContextWithOIDC, Provider } from 'oidc-provider';
 import type { AuditEvent } from '../audit/events.ts';
+import { GRANT_TYPES } from '../identity/clients/metadata.ts';
 import { tokenErrorAnswered } from './overrides/index.ts';
 
-/** What token auditing needs: the buffered writer's `record` (never awaited on the request path). */
+/** What token auditing needs: the buffered writer (never awaited on the request path). */
 export interface AuditSink {
   record(event: AuditEvent): void;
+  /** For failures an unauthenticated caller can repeat at will: repeats per key are summarized. */
+  recordRepeatable(event: AuditEvent, key: string): void;
 }
 
 /** A keyed one-way digest of a token value (HMAC under a KEK-derived key, see app.ts). */
@@ -20,9 +23,38 @@ interface IssuedToken {
 }
 
 /**
+ * The grant type as audited: one this server supports, else `other`. The parameter is the
+ * caller's to choose; a 55,000-character `grant_type` must not end up in a row kept 90 days.
+ */
+export function auditedGrantType(value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  return (GRANT_TYPES as readonly unknown[]).includes(value) ? value as string : 'other';
+}
+
+/**
+ * The client id a caller tried, from the body or HTTP Basic (RFC 6749 §2.3.1: URL-encoded, then
+ * base64), cut to 128 characters, the longest id there is (identity/ids.ts).
+ */
+function attemptedClientId(ctx: KoaContextWithOIDC): string | undefined {
+  const param = ctx.oidc?.params?.client_id;
+  if (typeof param === 'string') return param.slice(0, 128);
+  const basic = /^basic\s+(\S+)/i.exec(ctx.get('authorization'));
+  if (!basic) return undefined;
+  const id = Buffer.from(basic[1]!, 'base64').toString('utf8').split(':')[0]!.slice(0, 384);
+  try {
+    return decodeURIComponent(id.replace(/\+/g, '%20')).slice(0, 128);
+  } catch {
+    return id.slice(0, 128);
+  }
+}
+
+/**
  * Audits every token endpoint outcome: `token.issued` success with the token's reference,
- * audience and scope, or failure with the OAuth error. `record` only buffers (see
- * audit/writer.ts), so the token endpoint never waits on the audit table.
+ * audience
+ * and scope, or failure with the OAuth error. `record` only buffers (see audit/writer.ts), so
+ * the token endpoint never waits on the audit table. A failed client authentication comes from
+ * a caller nobody knows yet: it is recorded once per client id and address per minute, with
+ * the number of repeats.
  */
 export function installTokenAudit(provider: Provider, audit: AuditSink, fingerprint?: TokenFingerprint): void {
   provider.on('grant.success', (ctx: KoaContextWithOIDC) => {
@@ -35,7 +67,7 @@ export function installTokenAudit(provider: Provider, audit: AuditSink, fingerpr
       outcome: 'success',
       ip: ctx.ip,
       details: {
-        grant_type: params?.grant_type,
+        grant_type: auditedGrantType(params?.grant_type),
         ...tokenReference(token, fingerprint),
         aud: token?.resourceServer?.audience,
         scope: token?.scope,
@@ -43,17 +75,21 @@ export function installTokenAudit(provider: Provider, audit: AuditSink, fingerpr
     });
   });
   provider.on('grant.error', (ctx: KoaContextWithOIDC, error: Error & { error?: string }) => {
-    audit.record({
+    // Reported as the client is answered (the body is rewritten after this event fires).
+    const answered = tokenErrorAnswered(ctx, error.error) ?? error.name;
+    const client = ctx.oidc?.client;
+    const event: AuditEvent = {
       type: 'token.issued',
-      actor: ctx.oidc?.client?.clientId,
+      actor: client?.clientId,
       outcome: 'failure',
       ip: ctx.ip,
-      details: {
-        grant_type: ctx.oidc?.params?.grant_type,
-        // Reported as the client is answered (the body is rewritten after this event fires).
-        error: tokenErrorAnswered(ctx, error.error) ?? error.name,
-      },
-    });
+      details: { grant_type: auditedGrantType(ctx.oidc?.params?.grant_type), error: answered },
+    };
+    if (answered !== 'invalid_client') return audit.record(event);
+    // An unknown client id names nobody: every unknown id from one address shares one summary.
+    const attempted = attemptedClientId(ctx);
+    const key = client ? `${client.clientId}|${ctx.ip}` : `?|${ctx.ip}`;
+    audit.recordRepeatable({ ...event, details: { ...event.details, ...(client ? {} : { client_id: attempted, client_known: false }) } }, key);
   });
 }
 

@@ -1,46 +1,55 @@
 import type { PrismaClient } from './store.ts';
 
-/** One row of `login_throttles`: failed logins counted under one key (an account or a client IP). */
+/** One row of `login_throttles`: failed logins counted under one key (an account from one IP, or a client IP). */
 export interface ThrottleCounter {
-  key: string;
   failures: number;
   lastFailure: Date;
   lockedUntil: Date | null;
 }
 
-/** How one failure updates a counter; the policy deciding these numbers lives with the login form. */
-export interface FailureRule {
-  now: Date;
-  /** A counter whose last failure is before this starts over at 1. */
-  forgetBefore: Date;
-  /** At this many failures the counter is locked until `lockUntil`. */
-  lockAfter: number;
-  lockUntil: Date;
-}
-
-/** Failed-login counters shared by every instance behind the load balancer. */
+/**
+ * Failed-login counters shared by every instance behind the load balancer. Writes are
+ * compare-and-swap, so the policy (src/interaction/throttle.ts) decides and counts in one step
+ * even when attempts race on several instances.
+ */
 export class LoginThrottleCounters {
   constructor(private readonly prisma: PrismaClient) {}
 
-  find(keys: string[]): Promise<ThrottleCounter[]> {
-    return this.prisma.loginThrottle.findMany({ where: { key: { in: keys } } });
+  async find(key: string): Promise<ThrottleCounter | undefined> {
+    return (await this.prisma.loginThrottle.findUnique({ where: { key }, select: { failures: true, lastFailure: true, lockedUntil: true } })) ?? undefined;
   }
 
-  /** Counts one failure; returns the lock end when this failure locked the key. */
-  async recordFailure(key: string, rule: FailureRule): Promise<Date | undefined> {
-    const { now, forgetBefore, lockAfter, lockUntil } = rule;
-    // One statement so concurrent failures on several instances all count.
-    const [row] = await this.prisma.$queryRaw<{ failures: number; locked_until: Date | null }[]>`
-      INSERT INTO login_throttles (key, failures, last_failure, locked_until)
-      VALUES (${key}, 1, ${now}::timestamptz, CASE WHEN 1 >= ${lockAfter}::int THEN ${lockUntil}::timestamptz END)
-      ON CONFLICT (key) DO UPDATE SET
-        failures = CASE WHEN login_throttles.last_failure < ${forgetBefore}::timestamptz THEN 1 ELSE login_throttles.failures + 1 END,
-        last_failure = EXCLUDED.last_failure,
-        locked_until = CASE
-          WHEN (CASE WHEN login_throttles.last_failure < ${forgetBefore}::timestamptz THEN 1 ELSE login_throttles.failures + 1 END) >= ${lockAfter}::int
-          THEN ${lockUntil}::timestamptz ELSE NULL END
-      RETURNING failures, locked_until`;
-    return row?.locked_until ? new Date(row.locked_until) : undefined;
+  /** Writes `next` only if the row is still `expected` (undefined: absent); true when it did. */
+  async replace(key: string, expected: ThrottleCounter | undefined, next: ThrottleCounter): Promise<boolean> {
+    if (!expected) {
+      const { count } = await this.prisma.loginThrottle.createMany({ data: [{ key, ...next }], skipDuplicates: true });
+      return count === 1;
+    }
+    // last_failure is timestamptz(3): the Date read back compares equal to the stored value.
+    const { count } = await this.prisma.loginThrottle.updateMany({
+      where: { key, failures: expected.failures, lastFailure: expected.lastFailure },
+      data: next,
+    });
+    return count === 1;
+  }
+
+  async refund(key: string, lockAfter: number): Promise<void> {
+    await this.prisma.$executeRaw`
+      UPDATE login_throttles SET
+        failures = GREATEST(failures - 1, 0),
+        locked_until = CASE WHEN failures - 1 >= ${lockAfter}::int THEN locked_until END
+      WHERE key = ${key}`;
+  }
+
+  /**
+   * Deletes counters that no longer throttle anyone: last failure before `forgottenBefore`
+   * (a counter that old starts over anyway) and no lock still running at `now`. Returns how many.
+   */
+  async purge(forgottenBefore: Date, now: Date): Promise<number> {
+    const { count } = await this.prisma.loginThrottle.deleteMany({
+      where: { lastFailure: { lt: forgottenBefore }, OR: [{ lockedUntil: null }, { lockedUntil: { lte: now } }] },
+    });
+    return count;
   }
 
   async clear(key: string): Promise<void> {

@@ -224,16 +224,21 @@ test('issue 10 F9: a client admin token loses what its client no longer holds', 
   assertProblem(await call(server, caller.token, 'GET', '/roles'), 403);
 });
 
-test('RFC 9700 §2.3 (issue 10 F1): the consent page names every API a token is asked for, even with no API scope', async () => {
+test('RFC 9700 §2.3 (issue 10 F1): a third-party client asking an API token with none of its scopes is refused after sign-in (invalid_scope); with a scope, the consent page names the API', async () => {
   const clientId = await browserClient({ firstParty: false });
-  const who = await createUser(server.keyward);
-  const device = new Device();
+  const who = await createUser(server.keyward, { roles: ['orders-reader'] });
   const challenge = await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier());
-  const login = await device.follow(authorizationUrl(clientId, challenge, ORDERS));
-  const html = await login.res.text();
-  const consent = await device.follow(`${login.url}/login`, { method: 'POST', form: { username: who.username, password: who.password, csrf: csrfOf(html) } });
+
+  const bare = new Device();
+  const login = await bare.follow(authorizationUrl(clientId, challenge, ORDERS));
+  const refused = await bare.follow(`${login.url}/login`, { method: 'POST', form: { username: who.username, password: who.password, csrf: csrfOf(await login.res.text()) } });
+  assert.equal(new URL(refused.url).searchParams.get('error'), 'invalid_scope', refused.url);
+
+  const device = new Device();
+  const again = await device.follow(authorizationUrl(clientId, challenge, ORDERS, { scope: 'openid orders:read' }));
+  const consent = await device.follow(`${again.url}/login`, { method: 'POST', form: { username: who.username, password: who.password, csrf: csrfOf(await again.res.text()) } });
   const page = await consent.res.text();
   assert.match(page, /Allow access/, consent.url);
-  assert.match(page, /Use Orders API as you/);
+  assert.match(page, /Use Orders API with permission/);
   assert.ok(page.includes(ORDERS), 'the resource identifier is shown');
 });

@@ -235,12 +235,15 @@ test('issue 10 F11: a jwks_uri on a private or loopback address is refused with 
     assert.deepEqual(failingFields(res), ['jwks_uri'], uri);
   }
   assert.equal((await call(server, admin.token, 'POST', '/clients', keyClient('https://keys.example.com/jwks'))).status, 201);
-  const allowing = await startServer(db, { KEYWARD_ALLOW_PRIVATE_JWKS_URI: 'true' });
+  // Its own store: PGlite serves one process, and the setting is per deployment anyway.
+  const otherDb = await createTestDatabase();
+  const allowing = await startServer(otherDb, { KEYWARD_ALLOW_PRIVATE_JWKS_URI: 'true' });
   try {
     const other = await adminClient(allowing);
     const res = await call(allowing, other.token, 'POST', '/clients', keyClient('https://10.1.2.3/jwks'));
     assert.equal(res.status, 201, res.text);
   } finally {
     await allowing.stop();
+    await otherDb.drop();
   }
 });

@@ -97,6 +97,20 @@ test('users: read, patch (password re-hashed, null clears), PUT roles, delete; b
   }
 });
 
+test('issue 10 F4: usernames are case-insensitive: stored lowercased, a name differing only by case is 409 on create and on rename', async () => {
+  const created = await call(server, admin.token, 'POST', '/users', { username: 'Erin.Case', password: PASSWORD });
+  assert.equal(created.status, 201, created.text);
+  assert.equal(created.body.username, 'erin.case');
+  assertProblem(await call(server, admin.token, 'POST', '/users', { username: 'ERIN.case', password: PASSWORD }), 409, 'erin.case');
+  const { body: other } = await call(server, admin.token, 'POST', '/users', { username: 'frank', password: PASSWORD });
+  assertProblem(await call(server, admin.token, 'PATCH', `/users/${other.id}`, { username: 'Erin.CASE' }), 409);
+  const renamed = await call(server, admin.token, 'PATCH', `/users/${other.id}`, { username: 'Frank.Ocean' });
+  assert.equal(renamed.status, 200, renamed.text);
+  assert.equal(renamed.body.username, 'frank.ocean');
+  const rows = await server.keyward.store.prisma.user.findMany({ where: { id: { in: [created.body.id, other.id] } }, select: { username: true }, orderBy: { username: 'asc' } });
+  assert.deepEqual(rows.map((r) => r.username), ['erin.case', 'frank.ocean']);
+});
+
 test('resources: create, read, patch, duplicate identifier 409, delete; the admin API itself is protected', async () => {
   const created = await call(server, admin.token, 'POST', '/resources', { identifier: 'https://orders.internal', name: 'Orders', scopes: ['orders:read'], access_token_ttl: 300, signing_alg: 'RS256' });
   assert.equal(created.status, 201, created.text);

@@ -190,6 +190,15 @@ test('users are created with the password from stdin only, and given roles', asy
   assert.equal(listed.json.items.length, 1);
 });
 
+test('issue 10 F4: users create lowercases the username and refuses one that differs from an existing user only by case', async () => {
+  const created = await cli(db, ['users', 'create', '--username', 'Grace.Hopper', '--password-stdin', '--json'], `${PASSWORD}\n`);
+  assert.equal(created.code, 0, created.stderr);
+  assert.equal(created.json.username, 'grace.hopper');
+  const clash = await cli(db, ['users', 'create', '--username', 'GRACE.hopper', '--password-stdin'], `${PASSWORD}\n`);
+  assert.equal(clash.code, 1);
+  assert.match(clash.stderr, /grace\.hopper already exists/);
+});
+
 test('keys list and keys rotate work on the stored key set', async () => {
   const listed = await cli(db, ['keys', 'list', '--json']);
   assert.equal(listed.code, 0, listed.stderr);

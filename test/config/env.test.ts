@@ -21,6 +21,18 @@ function assertRejected(env: Record<string, string>, variable: string, expectedF
 }
 
 describe('loadConfig', () => {
+  test('rate limits: on by default with the documented rates, off with KEYWARD_RATE_LIMIT=off, a bad rate names the variable', () => {
+    assert.deepEqual(loadConfig({}).rateLimits, {
+      token: { points: 6000, durationMs: 60_000 }, login: { points: 300, durationMs: 60_000 }, device: { points: 120, durationMs: 60_000 },
+    });
+    assert.deepEqual(loadConfig({ KEYWARD_RATE_LIMIT_TOKEN: '50/1s' }).rateLimits?.token, { points: 50, durationMs: 1_000 });
+    assert.equal(loadConfig({ KEYWARD_RATE_LIMIT: 'off' }).rateLimits, undefined);
+    assertRejected({ KEYWARD_RATE_LIMIT_LOGIN: '10 per minute' }, 'KEYWARD_RATE_LIMIT_LOGIN', /<requests>\/<duration>/);
+    assertRejected({ KEYWARD_RATE_LIMIT: 'maybe' }, 'KEYWARD_RATE_LIMIT', /on|off/);
+    assert.equal(loadConfig({}).auditBufferMax, 50_000);
+    assertRejected({ KEYWARD_AUDIT_BUFFER_MAX: '10' }, 'KEYWARD_AUDIT_BUFFER_MAX', /100/);
+  });
+
   test('an empty environment gives the documented defaults', () => {
     const config = loadConfig({});
     assert.equal(config.port, 3000);

@@ -106,12 +106,12 @@ test('brute force: delays after 3 failures, a 15-minute lock (429) at 10, audite
   const locked = await attempt('wrong');
   assert.equal(locked.status, 429);
   assert.equal(locked.retryAfter, String(15 * 60));
-  assert.match(locked.message, /This account is locked for 15 minutes/);
+  assert.match(locked.message, /this account from your network is blocked for 15 minutes/);
 
   clock.advance(10 * 60_000);
   const stillLocked = await attempt(user.password);
   assert.equal(stillLocked.status, 429);
-  assert.match(stillLocked.message, /locked for 5 minutes/);
+  assert.match(stillLocked.message, /blocked for 5 minutes/);
 
   clock.advance(6 * 60_000);
   const ok = page.waitForResponse((r) => r.request().method() === 'POST');
@@ -125,7 +125,7 @@ test('brute force: delays after 3 failures, a 15-minute lock (429) at 10, audite
   assert.deepEqual((events.find((e) => e.type === 'login.locked')!.details as { scope: string }).scope, 'account');
   assert.equal(events.filter((e) => e.type === 'login.failure').length, 10 + 3, '10 wrong passwords and 3 attempts refused while throttled');
   // The account counter is cleared by the success.
-  assert.equal(await server.keyward.store.prisma.loginThrottle.count({ where: { key: `account:${user.username}` } }), 0);
+  assert.equal(await server.keyward.store.prisma.loginThrottle.count({ where: { key: `account:${user.id}@127.0.0.1` } }), 0);
   await context.close();
   clock.resume();
 });

@@ -57,9 +57,10 @@ test('/metrics serves Prometheus text with process metrics and the request histo
 test('issue 10 F11: /metrics shows no version details, and with KEYWARD_METRICS_TOKEN answers only that bearer token', async () => {
   assert.doesNotMatch(await (await fetch(`${server.url}/metrics`)).text(), /version_info|version="/);
   const token = 'metrics-scraper-token-0123456789';
-  const guarded = await startServer(db, { KEYWARD_METRICS_TOKEN: token });
+  const guardedDb = await createTestDatabase(); // PGlite serves one process per store
+  const guarded = await startServer(guardedDb, { KEYWARD_METRICS_TOKEN: token });
   try {
-    for (const authorization of [undefined, 'Bearer wrong-token-0123456789abcd', `Basic ${token}`, `Bearer ${token}x`]) {
+    for (const authorization of [undefined, 'Bearer wrong-token-0123456789abcd', `Basic ${Buffer.from(`scraper:${token}`).toString('base64')}`, `Bearer ${token}x`]) {
       const res = await fetch(`${guarded.url}/metrics`, { headers: authorization ? { authorization } : {} });
       assert.equal(res.status, 401, authorization);
       assert.match(res.headers.get('www-authenticate') ?? '', /^Bearer/);
@@ -70,5 +71,6 @@ test('issue 10 F11: /metrics shows no version details, and with KEYWARD_METRICS_
     assert.match(await res.text(), /keyward_process_resident_memory_bytes/);
   } finally {
     await guarded.stop();
+    await guardedDb.drop();
   }
 });

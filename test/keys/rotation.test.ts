@@ -123,7 +123,7 @@ describe('signing-key lifecycle on one instance (injected clock)', () => {
     const events = await keyTransitionEvents(server);
     assert.equal(events.length, 2 * 4);
     assert.ok(events.every((e) => typeof e.details.to === 'string' && e.details.reason === 'schedule'));
-    const logged = server.logs.lines.slice(logMark).filter((l) => l.includes('"msg":"signing key transition"')).map((l) => JSON.parse(l) as { kid: string; to: string });
+    const logged = server.logs.lines.slice(logMark).filter((l) => l.includes('"message":"signing key transition"')).map((l) => JSON.parse(l) as { kid: string; to: string });
     assert.deepEqual(logged.map((l) => `${l.kid}:${l.to}`).sort(), events.map((e) => `${e.subject}:${String(e.details.to)}`).sort());
     for (const key of await server.keyward.keys.loadUsable()) {
       assert.equal(server.logs.text.includes(String(key.privateJwk.d)), false);

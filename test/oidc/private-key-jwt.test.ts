@@ -10,7 +10,6 @@ import { ORDERS, postForm, relyingParty, seedOrders, verifyAccessToken } from '.
 
 let db: TestDatabase;
 let server: TestServer;
-let privateNetworks: TestServer;
 let jwksServer: Server;
 let jwksFetches = 0;
 let inline: { id: string; key: CryptoKey; kid: string };
@@ -24,7 +23,9 @@ async function keyPair(): Promise<{ key: CryptoKey; kid: string; jwk: Record<str
 
 before(async () => {
   db = await createTestDatabase();
-  server = await startServer(db);
+  // This instance lets oidc-provider fetch from private networks (the JWKS server of these tests
+  // is on loopback); the SSRF test starts one with the default guard.
+  server = await startServer(db, { KEYWARD_ALLOW_PRIVATE_JWKS_URI: 'true' });
   await seedOrders(server.keyward);
   const a = await keyPair();
   const created = await server.keyward.clients.create({
@@ -41,10 +42,7 @@ before(async () => {
   });
   await new Promise<void>((resolve) => jwksServer.listen(0, '127.0.0.1', resolve));
   const { port } = jwksServer.address() as AddressInfo;
-  // A second instance on the same store lets oidc-provider fetch from private networks; only
-  // it may register a loopback jwks_uri. The first keeps the default guard.
-  privateNetworks = await startServer(db, { KEYWARD_ALLOW_PRIVATE_JWKS_URI: 'true' });
-  const viaUri = await privateNetworks.keyward.clients.create({
+  const viaUri = await server.keyward.clients.create({
     client_name: 'pkjwt jwks_uri', grant_types: ['client_credentials'], token_endpoint_auth_method: 'private_key_jwt',
     jwks_uri: `http://127.0.0.1:${port}/jwks.json`, roles: ['orders-reader'], default_resource: ORDERS,
   });
@@ -52,7 +50,6 @@ before(async () => {
 });
 after(async () => {
   jwksServer?.close();
-  await privateNetworks?.stop();
   await server?.stop();
   await db?.drop();
 });
@@ -82,17 +79,27 @@ test('RFC 7523 §2.2: private_key_jwt with keys registered inline (jwks) authent
   assert.equal(payload.scope, 'orders:read');
 });
 
-test('SSRF guard: by default a jwks_uri on a loopback or private address is never fetched (401 invalid_client)', async () => {
-  const res = await grantWith(await assertion(remote));
-  assert.equal(res.status, 401, res.text);
-  assert.equal(res.json?.error, 'invalid_client');
-  assert.equal(jwksFetches, 0);
-});
+test('SSRF guard: by default a jwks_uri on a loopback or private address is never fetched (401 invalid_client)',
+  { skip: process.env.DATABASE_URL ? false : 'a second instance on the same store needs PostgreSQL (PGlite serves one process)' }, async () => {
+    const guarded = await startServer(db);
+    try {
+      const res = await postForm(guarded.url, '/token', {
+        grant_type: 'client_credentials', scope: 'orders:read',
+        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+        client_assertion: await assertion(remote, { aud: `${guarded.url}/token` }),
+      });
+      assert.equal(res.status, 401, res.text);
+      assert.equal(res.json?.error, 'invalid_client');
+      assert.equal(jwksFetches, 0);
+    } finally {
+      await guarded.stop();
+    }
+  });
 
 test('RFC 7523 §2.2: private_key_jwt with keys fetched from the client jwks_uri (a loopback one, with KEYWARD_ALLOW_PRIVATE_JWKS_URI)', async () => {
-  const rp = await relyingParty(privateNetworks.url, remote.id, oidc.PrivateKeyJwt({ key: remote.key, kid: remote.kid }), { token_endpoint_auth_method: 'private_key_jwt' });
+  const rp = await relyingParty(server.url, remote.id, oidc.PrivateKeyJwt({ key: remote.key, kid: remote.kid }), { token_endpoint_auth_method: 'private_key_jwt' });
   const tokens = await oidc.clientCredentialsGrant(rp, { scope: 'orders:read' });
-  const { payload } = await verifyAccessToken(privateNetworks.url, tokens.access_token, ORDERS);
+  const { payload } = await verifyAccessToken(server.url, tokens.access_token, ORDERS);
   assert.equal(payload.client_id, remote.id);
   assert.equal(jwksFetches, 1);
 });

@@ -94,6 +94,8 @@ test('RFC 8707 §2.2: a refresh refused with invalid_target does not rotate, and
 
 test('RFC 8707 §2.2: a refresh for the resource the token was granted for rotates and yields that API\'s token', async () => {
   await seedOrders(server.keyward);
+  // User-flow API scopes are bounded by the user's roles (issue 10 F7).
+  await server.keyward.users.setRoles(flow.user.id, ['orders-reader']);
   const code = await authorize(server.url, flow, { resource: ORDERS, scope: 'openid offline_access orders:read' });
   const issued = await token(codeGrant(flow, code, { resource: ORDERS }));
   assert.equal(issued.status, 200, issued.text);

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { appendFile, cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -48,6 +48,33 @@ function migrationRows(store: Store): Promise<MigrationRow[]> {
   return store.sql.query<MigrationRow>(
     'SELECT migration_name, checksum, finished_at, rolled_back_at, applied_steps_count FROM "_prisma_migrations" ORDER BY migration_name',
   );
+}
+
+const USERNAME_MIGRATION = '20261203062300_username_lowercase';
+
+/** A private copy of the committed migrations that stops before `name` (an older release's schema). */
+async function migrationsBefore(name: string): Promise<string> {
+  const dir = path.join(await tempDir(), 'migrations');
+  await mkdir(dir);
+  const names = await committedNames();
+  assert.ok(names.includes(name), `${name} is committed`);
+  for (const earlier of names.filter((n) => n < name)) await cp(path.join(DEFAULT_MIGRATIONS_DIR, earlier), path.join(dir, earlier), { recursive: true });
+  return dir;
+}
+
+/** Users written straight into the table, as an older release stored them; returns their ids. */
+async function insertUsers(store: Store, names: string[]): Promise<string[]> {
+  const ids: string[] = [];
+  for (const username of names) {
+    const id = randomUUID();
+    await store.sql.query(`INSERT INTO users (id, username, password_hash, updated_at) VALUES ($1, $2, 'not-a-hash', now())`, [id, username]);
+    ids.push(id);
+  }
+  return ids;
+}
+
+async function usernames(store: Store): Promise<string[]> {
+  return (await store.sql.query<{ username: string }>('SELECT username FROM users ORDER BY username COLLATE "C"')).map((r) => r.username);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -197,6 +224,42 @@ for (const { kind, fresh } of backends) {
         await assert.rejects(migrate(store.sql, dir), isChecksumError);
         await assert.rejects(migrationStatus(store.sql, dir), isChecksumError);
         assert.deepEqual(await migrationRows(store), before);
+      });
+    });
+
+    test('issue 10 F4: the username migration lowercases existing usernames, and the store refuses a mixed-case one afterwards', async () => {
+      await withFresh(fresh, async (db) => {
+        const store = await db.open();
+        await migrate(store.sql, await migrationsBefore(USERNAME_MIGRATION));
+        await insertUsers(store, ['Alice.Smith', 'BOB', 'carol']);
+        assert.deepEqual(await migrate(store.sql), [USERNAME_MIGRATION]);
+        assert.deepEqual(await usernames(store), ['alice.smith', 'bob', 'carol']);
+        await assert.rejects(insertUsers(store, ['Dave']), /users_username_lowercase/);
+      });
+    });
+
+    test('issue 10 F4: the username migration refuses users that differ only by case, names them with their ids, and changes nothing', async () => {
+      await withFresh(fresh, async (db) => {
+        const store = await db.open();
+        await migrate(store.sql, await migrationsBefore(USERNAME_MIGRATION));
+        const ids = await insertUsers(store, ['alice', 'Alice', 'Bob', 'bob', 'Carol']);
+        await assert.rejects(migrate(store.sql), (error: unknown) => {
+          assert.ok(error instanceof MigrationError);
+          assert.ok(error.message.includes(USERNAME_MIGRATION), 'the error names the migration');
+          for (const [i, name] of ['alice', 'Alice', 'Bob', 'bob'].entries()) {
+            assert.ok(error.message.includes(`${name} (id ${ids[i]})`), `the error names ${name} and its id: ${error.message}`);
+          }
+          assert.ok(!error.message.includes('Carol'), 'a user without a clash is not named');
+          return true;
+        });
+        assert.deepEqual(await usernames(store), ['Alice', 'Bob', 'Carol', 'alice', 'bob'], 'no username was changed');
+        assert.ok((await migrationStatus(store.sql)).pending.includes(USERNAME_MIGRATION), 'the migration is not recorded as applied');
+
+        // The operator renames one of each group; the migration then goes through.
+        await store.sql.query('UPDATE users SET username = $1 WHERE id = $2', ['alice2', ids[1]]);
+        await store.sql.query('UPDATE users SET username = $1 WHERE id = $2', ['bob2', ids[2]]);
+        assert.deepEqual(await migrate(store.sql), [USERNAME_MIGRATION]);
+        assert.deepEqual(await usernames(store), ['alice', 'alice2', 'bob', 'bob2', 'carol']);
       });
     });
 

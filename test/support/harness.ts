@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -83,6 +84,14 @@ export class CapturedLogs {
   }
   get text(): string {
     return this.lines.join('\n');
+  }
+  /** Lines at `error` or `fatal`, read as JSON (so a change of log shape cannot make this vacuous). */
+  errors(): string[] {
+    return this.lines.filter((line) => {
+      const level = (JSON.parse(line) as Record<string, unknown>)['log.level'];
+      assert.equal(typeof level, 'string', `a log line without log.level: ${line}`);
+      return level === 'error' || level === 'fatal';
+    });
   }
 }
 

@@ -1,36 +1,48 @@
 import type { PrismaClient } from '../../store/store.ts';
 import type { ChangeFeed } from '../../store/changes.ts';
+import { LookupCache, type CacheStats, type LookupCacheOptions } from '../lookup-cache.ts';
 import { include, toRecord, type ClientRecord, type ClientRow } from './rows.ts';
 
 /**
  * Client records for the token endpoint's hot path, each kept until the change feed names its
- * client (or any role, since a record carries its roles). Unknown ids are cached as absent too.
+ * client (or any role, since a record carries its roles), or until evicted: the cache is a
+ * bounded LRU, and an unknown id is believed absent only briefly, so random ids cannot grow it.
  */
 export class ClientRecordCache {
-  readonly #cache = new Map<string, Promise<ClientRecord | undefined>>();
+  readonly #cache: LookupCache<ClientRecord>;
 
   constructor(
-    private readonly prisma: PrismaClient,
+    prisma: PrismaClient,
     changes: ChangeFeed,
+    options: LookupCacheOptions = { max: 10_000, absentTtlMs: 5_000 },
   ) {
+    this.#cache = new LookupCache(async (clientId) => {
+      const row = await prisma.client.findUnique({ where: { clientId }, include });
+      return row ? toRecord(row as ClientRow) : undefined;
+    }, options);
     changes.subscribe((change) => {
       if (change.kind === 'client') {
-        if (change.id) this.#cache.delete(change.id);
-        else this.#cache.clear();
+        if (change.id) this.invalidate(change.id);
+        else this.clear();
       } else if (change.kind === 'role') {
-        this.#cache.clear();
+        this.clear();
       }
     });
   }
 
   get(clientId: string): Promise<ClientRecord | undefined> {
-    let pending = this.#cache.get(clientId);
-    if (!pending) {
-      pending = this.prisma.client.findUnique({ where: { clientId }, include })
-        .then((row) => (row ? toRecord(row as ClientRow) : undefined));
-      this.#cache.set(clientId, pending);
-      pending.catch(() => this.#cache.delete(clientId));
-    }
-    return pending;
+    return this.#cache.get(clientId);
+  }
+
+  invalidate(clientId: string): void {
+    this.#cache.invalidate(clientId);
+  }
+
+  clear(): void {
+    this.#cache.clear();
+  }
+
+  stats(): CacheStats {
+    return this.#cache.stats();
   }
 }

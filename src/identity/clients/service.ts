@@ -5,6 +5,8 @@ import { Conflict, Invalid, NotFound } from '../../domain/errors.ts';
 import { pageOf, type Page, type PageRequest } from '../../domain/page.ts';
 import { isMissingRow, isUniqueViolation } from '../../store/prisma-errors.ts';
 import { isPrivateHost } from '../network.ts';
+import { CLIENT_ID } from '../ids.ts';
+import type { CacheStats } from '../lookup-cache.ts';
 import { checkRoles } from '../roles.ts';
 import type { SecretHasher } from '../secrets.ts';
 import { ClientRecordCache } from './cache.ts';
@@ -76,9 +78,15 @@ export class ClientService {
     this.#secrets = new ClientSecrets(prisma, hasher, changes, now);
   }
 
-  /** Hot path: cached until the change feed says otherwise. */
-  record(clientId: string): Promise<ClientRecord | undefined> {
+  /** Hot path: cached until the change feed says otherwise. A string no client id can be is never looked up. */
+  async record(clientId: string): Promise<ClientRecord | undefined> {
+    if (!CLIENT_ID.test(clientId)) return undefined;
     return this.#records.get(clientId);
+  }
+
+  /** Hits and misses of the client-record cache (for /metrics). */
+  cacheStats(): CacheStats {
+    return this.#records.stats();
   }
 
   /** Constant-time check of a presented secret against every unexpired secret of the client. */

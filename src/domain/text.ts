@@ -1,0 +1,66 @@
+/**
+ * Text PostgreSQL can store. It refuses U+0000 in `text` and `jsonb` (SQLSTATE 22021 / 22P05),
+ * and every value reaching it was once bytes on the wire: invalid UTF-8 must be refused where
+ * the bytes arrive (decoding would silently turn it into U+FFFD), NUL wherever it appears.
+ */
+
+const fatalUtf8 = new TextDecoder('utf-8', { fatal: true });
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+/** The bytes as a string, or undefined when they are not valid UTF-8 or decode to a NUL. */
+export function decodeStorable(bytes: Uint8Array): string | undefined {
+  let text: string;
+  try {
+    text = fatalUtf8.decode(bytes);
+  } catch {
+    return undefined;
+  }
+  return text.includes('\0') ? undefined : text;
+}
+
+/** A string PostgreSQL stores as given: no NUL and no lone surrogate (it would become U+FFFD). */
+export function isStorable(text: string): boolean {
+  return !text.includes('\0') && !new RegExp(LONE_SURROGATE.source).test(text);
+}
+
+/**
+ * Percent-decodes one component of a URL query or urlencoded form (`+` is a space) to its bytes
+ * and checks them; undefined when they are not storable text.
+ */
+export function decodeComponent(component: string): string | undefined {
+  const plus = component.replace(/\+/g, ' ');
+  if (!plus.includes('%')) return isStorable(plus) ? plus : undefined;
+  const bytes: number[] = [];
+  for (let i = 0; i < plus.length; i++) {
+    const c = plus.charCodeAt(i);
+    if (c === 0x25 && /^[0-9a-fA-F]{2}$/.test(plus.slice(i + 1, i + 3))) {
+      bytes.push(parseInt(plus.slice(i + 1, i + 3), 16));
+      i += 2;
+    } else if (c < 0x80) {
+      bytes.push(c);
+    } else {
+      bytes.push(...Buffer.from(plus[i]!, 'utf8'));
+    }
+  }
+  return decodeStorable(Uint8Array.from(bytes));
+}
+
+/** Names the first pair of an urlencoded string whose name or value is not storable text. */
+export function unstorableField(encoded: string): string | undefined {
+  if (!encoded) return undefined;
+  for (const pair of encoded.split('&')) {
+    if (!pair) continue;
+    const eq = pair.indexOf('=');
+    const name = eq < 0 ? pair : pair.slice(0, eq);
+    const decodedName = decodeComponent(name);
+    if (decodedName === undefined) return '(parameter name)';
+    if (eq >= 0 && decodeComponent(pair.slice(eq + 1)) === undefined) return decodedName.slice(0, 64);
+  }
+  return undefined;
+}
+
+/** Makes any string storable and bounded: NULs and lone surrogates become U+FFFD, then cut to `max`. */
+export function storableText(text: string, max: number): string {
+  const clean = text.replace(LONE_SURROGATE, '\uFFFD').replace(/\0/g, '\uFFFD');
+  return clean.length > max ? `${clean.slice(0, max)}…` : clean;
+}

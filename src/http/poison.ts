@@ -1,0 +1,114 @@
+import type Koa from 'koa';
+import { decodeComponent, decodeStorable, unstorableField } from '../domain/text.ts';
+
+/** Which kind of endpoint a path is, so that a refusal takes that endpoint's own error format. */
+export type EndpointKind = 'oauth' | 'admin' | 'page';
+
+export function endpointKind(path: string): EndpointKind {
+  if (path === '/admin' || path.startsWith('/admin/')) return 'admin';
+  if (/^\/(interaction|auth|session\/end|device)(\/|$)/.test(path)) return 'page';
+  return 'oauth';
+}
+
+/** Answers a refused request in the format of the endpoint it was sent to. */
+export interface EdgeAnswer {
+  (ctx: Koa.Context, refusal: Refusal): void;
+}
+
+export interface Refusal {
+  status: number;
+  kind: EndpointKind;
+  error: string;
+  description: string;
+  /** The input at fault (a parameter name, `path`, `authorization`, `cookie`, `body`). */
+  field?: string;
+  headers?: Record<string, string>;
+}
+
+/** OAuth endpoints' own error body (RFC 6749 §5.2), the default when no page or problem applies. */
+export function oauthAnswer(ctx: Koa.Context, status: number, error: string, description: string, headers: Record<string, string> = {}): void {
+  ctx.status = status;
+  for (const [name, value] of Object.entries(headers)) ctx.set(name, value);
+  ctx.set('Cache-Control', 'no-store');
+  ctx.body = { error, error_description: description };
+}
+
+/** What oidc-provider itself accepts as a body (lib/shared/selective_body.js); more is refused anyway. */
+const PROVIDER_BODY_LIMIT = 56 * 1024;
+
+const NOT_TEXT = 'is not valid UTF-8 text or contains NUL';
+
+/** Which part of a request's URL or headers cannot be served, and why; undefined when all can. */
+export function unstorableRequestPart(ctx: Koa.Context): { field: string; description: string } | undefined {
+  // A literal `+` in a path is a plus, not a space.
+  if (decodeComponent(ctx.path.replace(/\+/g, '%2B')) === undefined) return { field: 'path', description: `the path ${NOT_TEXT}` };
+  const field = unstorableField(ctx.querystring);
+  if (field) return { field, description: `query parameter ${field} ${NOT_TEXT}` };
+  const basic = /^basic\s+(\S+)\s*$/i.exec(ctx.get('authorization'));
+  if (basic) {
+    // oidc-provider base64-decodes and then URL-decodes both halves (RFC 6749 §2.3.1).
+    const decoded = decodeStorable(Buffer.from(basic[1]!, 'base64'));
+    if (decoded === undefined || decoded.split(':').some((part) => decodeComponent(part) === undefined)) {
+      return { field: 'authorization', description: `the Basic credentials are not valid UTF-8 text or contain NUL` };
+    }
+  }
+  for (const cookie of ctx.get('cookie').split(';')) {
+    const value = cookie.slice(cookie.indexOf('=') + 1).trim();
+    if (value && decodeComponent(value.replace(/\+/g, '%2B')) === undefined) return { field: 'cookie', description: `a cookie ${NOT_TEXT}` };
+  }
+  return undefined;
+}
+
+/**
+ * Refuses, before any route runs, a request whose URL or credentials carry text PostgreSQL
+ * cannot store (NUL, invalid UTF-8): with the endpoint's own 400, never a store error's 500.
+ */
+export function refuseUnstorableInput(answer: EdgeAnswer, refused: (kind: EndpointKind) => void = () => undefined): Koa.Middleware {
+  return async (ctx, next) => {
+    const part = unstorableRequestPart(ctx);
+    if (!part) {
+      await next();
+      return;
+    }
+    const kind = endpointKind(ctx.path);
+    refused(kind);
+    answer(ctx, { status: 400, kind, error: 'invalid_request', ...part });
+  };
+}
+
+/**
+ * Reads the body of a request bound for oidc-provider and checks it the same way. Returns the
+ * bytes to hand on (oidc-provider reads `req.body` when the stream is already consumed), or a
+ * reason to refuse. Only the two body types oidc-provider parses are read.
+ */
+export async function readProviderBody(ctx: Koa.Context): Promise<{ body: Buffer } | { refuse: string } | undefined> {
+  const form = ctx.is('application/x-www-form-urlencoded');
+  const json = ctx.is('application/json');
+  if (!form && !json) return undefined;
+  if (!ctx.request.length && !ctx.get('transfer-encoding')) return undefined;
+  if ((ctx.request.length ?? 0) > PROVIDER_BODY_LIMIT) {
+    ctx.set('Connection', 'close');
+    return { refuse: `the request body exceeds ${PROVIDER_BODY_LIMIT} bytes` };
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > PROVIDER_BODY_LIMIT) {
+      // The rest is never read; closing keeps it from being parsed as the next request.
+      ctx.set('Connection', 'close');
+      return { refuse: `the request body exceeds ${PROVIDER_BODY_LIMIT} bytes` };
+    }
+    chunks.push(chunk);
+  }
+  const body = Buffer.concat(chunks, size);
+  const text = decodeStorable(body);
+  if (text === undefined) return { refuse: `the request body ${NOT_TEXT}` };
+  if (form) {
+    const field = unstorableField(text);
+    if (field) return { refuse: `parameter ${field} ${NOT_TEXT}` };
+  } else if (/\\u0000/i.test(text)) {
+    return { refuse: 'the request body contains NUL' };
+  }
+  return { body };
+}
