@@ -81,14 +81,12 @@ describe('consumer readiness: who has fetched the next key (three simulated cons
     assert.equal((await server.keyward.keyService.consumers(10)).total, 0);
   });
 
-  test('the JWKS response path does no store write: fetches are written in one batch', async () => {
-    const before = await server.keyward.store.sql.query<{ n: string }>('SELECT count(*) AS n FROM jwks_consumers');
+  test('every JWKS fetch reaches the store, in a batch', async () => {
+    const count = async () => Number((await server.keyward.store.sql.query<{ n: string }>('SELECT count(*) AS n FROM jwks_consumers'))[0]!.n);
+    const before = await count();
     await Promise.all(Array.from({ length: 20 }, (_, i) => fetchAs(server.url, `burst-${i}`)));
-    const rightAfter = await server.keyward.store.sql.query<{ n: string }>('SELECT count(*) AS n FROM jwks_consumers');
-    assert.equal(Number(rightAfter[0]!.n), Number(before[0]!.n), 'nothing written while answering');
     await server.keyward.keyService.list();
-    const flushed = await server.keyward.store.sql.query<{ n: string }>('SELECT count(*) AS n FROM jwks_consumers');
-    assert.equal(Number(flushed[0]!.n), Number(before[0]!.n) + 20);
+    assert.equal(await count(), before + 20);
   });
 });
 
@@ -103,6 +101,21 @@ describe('consumer records are bounded', () => {
   after(async () => {
     await server?.stop();
     await db?.drop();
+  });
+
+  test('recording does no I/O: a thousand fetches are one INSERT when the batch is written', async () => {
+    const statements: string[] = [];
+    const sql = server.keyward.store.sql;
+    const counting = { ...sql, query: ((text: string, params?: unknown[]) => {
+      statements.push(text.trim().split(/\s+/)[0]!);
+      return sql.query(text, params);
+    }) as typeof sql.query };
+    const consumers = new JwksConsumers({ sql: counting, logger: silentLogger(), now: () => new Date(), flushMs: 3_600_000 });
+    consumers.start();
+    for (let i = 0; i < 1000; i++) consumers.record('198.51.100.7', `agent-${i % 50}`);
+    assert.deepEqual(statements, []);
+    await consumers.stop();
+    assert.deepEqual(statements.filter((s) => s === 'INSERT'), ['INSERT']);
   });
 
   test('only the newest N consumers are kept, in memory and in the store', async () => {
