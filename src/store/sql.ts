@@ -1,5 +1,8 @@
 import type { PGlite, Transaction as PGliteTransaction } from '@electric-sql/pglite';
 import type pg from 'pg';
+import type { Logger } from '../log/logger.ts';
+import { SupervisedListener, type ListenerState } from './listener.ts';
+import { isStoreUnavailable } from './unavailable.ts';
 
 /**
  * The raw SQL the store needs outside Prisma: migrations, advisory locks, LISTEN/NOTIFY.
@@ -17,8 +20,14 @@ export interface Sql {
    * PGlite is a single in-process database: the lock is trivially ours.
    */
   withAdvisoryLock<T>(key: number, fn: () => Promise<T>, options?: { wait?: boolean }): Promise<{ acquired: true; value: T } | { acquired: false }>;
-  /** Subscribes to a NOTIFY channel; returns the unsubscribe function. */
-  listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>>;
+  /**
+   * Subscribes to a NOTIFY channel; returns the unsubscribe function. The subscription
+   * survives a lost connection (PostgreSQL: re-established with backoff); `onState` hears
+   * when it is lost and restored, since NOTIFYs sent in between never arrive.
+   */
+  listen(channel: string, onPayload: (payload: string) => void, onState?: (state: ListenerState) => void): Promise<() => Promise<void>>;
+  /** LISTEN connections re-established after a loss (for /metrics). */
+  listenReconnects(): number;
   notify(channel: string, payload: string): Promise<void>;
 }
 
@@ -29,7 +38,35 @@ function checkChannel(channel: string): void {
   if (!CHANNEL.test(channel)) throw new Error(`invalid NOTIFY channel name: ${channel}`);
 }
 
-export function pgSql(pool: pg.Pool): Sql {
+export interface PgSqlOptions {
+  /** A new connection outside the pool, for LISTEN. */
+  connect: () => pg.Client;
+  logger: Logger | undefined;
+}
+
+/**
+ * A connection checked out of the pool has no error listener (pg-pool removes its idle one),
+ * and an 'error' event without a listener ends the process: hold one for the checkout, and
+ * release a broken connection as broken so the pool discards it.
+ */
+async function checkout(pool: pg.Pool): Promise<{ client: pg.PoolClient; release: () => void }> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  const onError = (error: Error) => {
+    broken = error;
+  };
+  client.on('error', onError);
+  return {
+    client,
+    release: () => {
+      client.off('error', onError);
+      client.release(broken);
+    },
+  };
+}
+
+export function pgSql(pool: pg.Pool, options: PgSqlOptions): Sql {
+  let reconnects = 0;
   const queryable = (client: pg.Pool | pg.PoolClient): SqlQueryable => ({
     async query<T extends object>(text: string, params?: unknown[]) {
       return (await client.query(text, params)).rows as T[];
@@ -41,7 +78,7 @@ export function pgSql(pool: pg.Pool): Sql {
   return {
     ...queryable(pool),
     async transaction(fn) {
-      const client = await pool.connect();
+      const { client, release } = await checkout(pool);
       try {
         await client.query('BEGIN');
         const value = await fn(queryable(client));
@@ -51,13 +88,13 @@ export function pgSql(pool: pg.Pool): Sql {
         await client.query('ROLLBACK').catch(() => undefined);
         throw error;
       } finally {
-        client.release();
+        release();
       }
     },
-    async withAdvisoryLock(key, fn, options = {}) {
-      const client = await pool.connect();
+    async withAdvisoryLock(key, fn, lockOptions = {}) {
+      const { client, release } = await checkout(pool);
       try {
-        if (options.wait === false) {
+        if (lockOptions.wait === false) {
           const [row] = (await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [key])).rows;
           if (!row?.ok) return { acquired: false };
         } else {
@@ -66,26 +103,28 @@ export function pgSql(pool: pg.Pool): Sql {
         try {
           return { acquired: true, value: await fn() };
         } finally {
-          await client.query('SELECT pg_advisory_unlock($1)', [key]);
+          // A lost connection has released the lock already (session-level locks end with it).
+          await client.query('SELECT pg_advisory_unlock($1)', [key]).catch((error: Error) => {
+            if (!isStoreUnavailable(error)) throw error;
+          });
         }
       } finally {
-        client.release();
+        release();
       }
     },
-    async listen(channel, onPayload) {
+    async listen(channel, onPayload, onState) {
       checkChannel(channel);
-      const client = await pool.connect();
-      const handler = (message: pg.Notification) => {
-        if (message.channel === channel) onPayload(message.payload ?? '');
-      };
-      client.on('notification', handler);
-      await client.query(`LISTEN ${channel}`);
-      return async () => {
-        client.off('notification', handler);
-        await client.query(`UNLISTEN ${channel}`).catch(() => undefined);
-        client.release();
-      };
+      const listener = new SupervisedListener({
+        connect: options.connect, channel, onPayload, logger: options.logger,
+        onState: (state) => {
+          if (state === 'restored') reconnects += 1;
+          onState?.(state);
+        },
+      });
+      await listener.start();
+      return () => listener.stop();
     },
+    listenReconnects: () => reconnects,
     async notify(channel, payload) {
       checkChannel(channel);
       await pool.query('SELECT pg_notify($1, $2)', [channel, payload]);
@@ -110,8 +149,10 @@ export function pgliteSql(db: PGlite): Sql {
     },
     async listen(channel, onPayload) {
       checkChannel(channel);
+      // In-process: there is no connection to lose.
       return db.listen(channel, onPayload);
     },
+    listenReconnects: () => 0,
     async notify(channel, payload) {
       checkChannel(channel);
       await db.query('SELECT pg_notify($1, $2)', [channel, payload]);
