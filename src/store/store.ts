@@ -52,7 +52,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
   return options.databaseUrl ? openPostgres(options.databaseUrl, options) : openPGlite(options.dataDir);
 }
 
-function errorCounter(): { count(kind: string): void; snapshot(): Record<string, number> } {
+function errorCounter(): { count: (kind: string) => void; snapshot: () => Record<string, number> } {
   const counts: Record<string, number> = {};
   return {
     count: (kind) => {
@@ -100,7 +100,7 @@ async function openPostgres(connectionString: string, options: StoreOptions): Pr
       errors: errors.snapshot(),
       listenReconnects: sql.listenReconnects(),
     }),
-    countError: errors.count,
+    countError: (kind) => errors.count(kind),
     async close() {
       await prisma.$disconnect();
       await pool.end();
@@ -130,7 +130,7 @@ async function openPGlite(dataDir: string): Promise<Store> {
       await db.query('SELECT 1');
     },
     stats: () => ({ pool: undefined, errors: errors.snapshot(), listenReconnects: 0 }),
-    countError: errors.count,
+    countError: (kind) => errors.count(kind),
     async close() {
       await prisma.$disconnect();
       await db.close();
