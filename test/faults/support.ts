@@ -197,12 +197,15 @@ export function basic(id: string, secret: string): string {
   return `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
 }
 
-/** POST /token client_credentials for the admin API audience. */
+/** The API the suite's services ask tokens for (created by ensureFaultApi). */
+export const FAULT_API = 'https://api.faults.test';
+
+/** POST /token client_credentials: the bootstrap admin client for the admin API, any other client for FAULT_API. */
 export function clientCredentials(instance: Instance, id: string, secret: string, timeoutMs = 5_000): Promise<Answer> {
   return call(`${instance.url}/token`, {
     method: 'POST',
     headers: { authorization: basic(id, secret), 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ grant_type: 'client_credentials', resource: `${instance.url}/admin` }),
+    body: new URLSearchParams({ grant_type: 'client_credentials', resource: id === ADMIN_ID ? `${instance.url}/admin` : FAULT_API }),
   }, timeoutMs);
 }
 
@@ -222,10 +225,17 @@ export async function adminToken(instance: Instance): Promise<string> {
   return answer.json!.access_token as string;
 }
 
-/** A confidential client-credentials service holding the admin role (so it may ask for the admin audience). */
+/** Registers FAULT_API once per database (a 409 means it is there). */
+export async function ensureFaultApi(instance: Instance, token: string): Promise<void> {
+  const answer = await admin(instance, token, 'POST', '/resources', { identifier: FAULT_API, scopes: ['faults:read'] });
+  if (answer.status !== 201 && answer.status !== 409) throw new Error(`create resource: ${answer.status} ${JSON.stringify(answer.json)}`);
+}
+
+/** A confidential client-credentials service for FAULT_API. */
 export async function createService(instance: Instance, token: string, name: string): Promise<{ id: string; secret: string }> {
+  await ensureFaultApi(instance, token);
   const answer = await admin(instance, token, 'POST', '/clients', {
-    client_name: name, grant_types: ['client_credentials'], token_endpoint_auth_method: 'client_secret_basic', roles: ['admin'],
+    client_name: name, grant_types: ['client_credentials'], token_endpoint_auth_method: 'client_secret_basic',
   });
   if (answer.status !== 201) throw new Error(`create client: ${answer.status} ${JSON.stringify(answer.json)}`);
   return { id: answer.json!.client_id as string, secret: answer.json!.client_secret as string };
