@@ -72,6 +72,7 @@ async function openPostgres(connectionString: string, options: StoreOptions): Pr
     statement_timeout: statementTimeoutMs,
     query_timeout: statementTimeoutMs + 1_000,
     keepAlive: true,
+    application_name: 'keyward',
   };
   const pool = new pg.Pool({ ...config, max: options.maxConnections ?? 10 });
   const errors = errorCounter();
@@ -82,7 +83,8 @@ async function openPostgres(connectionString: string, options: StoreOptions): Pr
   // A broken idle connection must not crash the process; the pool replaces it.
   pool.on('error', connectionError);
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool, { onConnectionError: connectionError }) });
-  const sql = pgSql(pool, { connect: () => new pg.Client(config), logger });
+  // Named apart so an operator can find (or end) the LISTEN session in pg_stat_activity.
+  const sql = pgSql(pool, { connect: () => new pg.Client({ ...config, application_name: 'keyward listen' }), logger });
   return {
     kind: 'postgres',
     prisma,

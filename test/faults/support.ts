@@ -1,6 +1,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import http from 'node:http';
 import { copyFile, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -250,4 +251,36 @@ export function jtiOf(accessToken: string): string {
 export async function auditedJtis(cluster: FaultCluster, database: string): Promise<Set<string>> {
   const rows = await cluster.query<{ jti: string }>("SELECT details->>'jti' AS jti FROM audit_events WHERE type = 'token.issued' AND outcome = 'success'", [], database);
   return new Set(rows.map((r) => r.jti));
+}
+
+/**
+ * POST /token client_credentials on a connection of its own (`Connection: close`): no request
+ * can meet a keep-alive connection the server is closing, so "not accepted" means refused.
+ */
+export function clientCredentialsOnNewConnection(instance: Instance, id: string, secret: string, timeoutMs = 10_000): Promise<Answer> {
+  const started = performance.now();
+  const body = new URLSearchParams({ grant_type: 'client_credentials', resource: id === ADMIN_ID ? `${instance.url}/admin` : FAULT_API }).toString();
+  return new Promise((resolve) => {
+    const req = http.request({
+      host: '127.0.0.1', port: instance.port, path: '/token', method: 'POST', agent: false, timeout: timeoutMs,
+      headers: { authorization: basic(id, secret), 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body), connection: 'close' },
+    }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => {
+        let json: Record<string, unknown> | undefined;
+        try {
+          json = JSON.parse(text) as Record<string, unknown>;
+        } catch {
+          json = undefined;
+        }
+        resolve({ status: res.statusCode ?? 0, ms: performance.now() - started, json, contentType: String(res.headers['content-type'] ?? '') });
+      });
+      res.on('error', (error: NodeJS.ErrnoException) => resolve({ status: 0, ms: performance.now() - started, json: undefined, contentType: '', failure: `response ${error.code ?? error.message}` }));
+    });
+    req.on('timeout', () => req.destroy(new Error('client timeout')));
+    req.on('error', (error: NodeJS.ErrnoException) => resolve({ status: 0, ms: performance.now() - started, json: undefined, contentType: '', failure: error.code ?? error.message }));
+    req.end(body);
+  });
 }

@@ -45,7 +45,7 @@ async function terminateListeners(): Promise<number> {
   await admin.connect();
   try {
     const { rows } = await admin.query<{ ok: boolean }>(
-      "SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN %' AND pid <> pg_backend_pid()",
+      "SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'keyward listen' AND pid <> pg_backend_pid()",
     );
     return rows.filter((r) => r.ok).length;
   } finally {
