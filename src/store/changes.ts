@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from '../log/logger.ts';
 import type { ListenerState } from './listener.ts';
 import type { Sql } from './sql.ts';
+import { errorFields } from './unavailable.ts';
 
 /** What changed: the in-process caches drop exactly that entry (or everything of a kind). */
 export interface Change {
@@ -86,7 +87,7 @@ export class ChangeFeed {
       await this.#send(change);
     } catch (error) {
       this.#keepUnsent(change);
-      this.options.logger?.warn({ err: { type: (error as Error).name, code: (error as { code?: unknown }).code }, change: change.kind }, 'change notification not sent; will retry');
+      this.options.logger?.warn({ error: errorFields(error), change: change.kind }, 'change notification not sent; will retry');
     }
   }
 

@@ -1,5 +1,6 @@
 import pg from 'pg';
 import type { Logger } from '../log/logger.ts';
+import { errorFields } from './unavailable.ts';
 
 export type ListenerState = 'lost' | 'restored';
 
@@ -92,7 +93,7 @@ export class SupervisedListener {
     this.#client = undefined;
     client.removeAllListeners('notification');
     client.end().catch(() => undefined);
-    this.options.logger?.warn({ err: describe(error), channel: this.options.channel }, 'LISTEN connection lost; reconnecting');
+    this.options.logger?.warn({ error: errorFields(error), channel: this.options.channel }, 'LISTEN connection lost; reconnecting');
     this.options.onState('lost');
     this.#attempt = 0;
     this.#schedule();
@@ -114,7 +115,7 @@ export class SupervisedListener {
     try {
       client = await this.#open();
     } catch (error) {
-      this.options.logger?.debug({ err: describe(error as Error), attempt: this.#attempt }, 'LISTEN reconnect failed');
+      this.options.logger?.debug({ error: errorFields(error), attempt: this.#attempt }, 'LISTEN reconnect failed');
       this.#schedule();
       return;
     }
@@ -127,10 +128,4 @@ export class SupervisedListener {
     this.options.logger?.info({ channel: this.options.channel, attempts: this.#attempt }, 'LISTEN connection restored');
     this.options.onState('restored');
   }
-}
-
-/** An error as a log field: class and code, never a connection string. */
-function describe(error: Error | undefined): Record<string, unknown> | undefined {
-  if (!error) return undefined;
-  return { type: error.name, code: (error as { code?: unknown }).code, message: error.message.split('\n')[0]?.slice(0, 200) };
 }

@@ -8,6 +8,7 @@ import type { Logger } from '../log/logger.ts';
 import { PrismaClient } from './generated/client.ts';
 import { lockDataDir } from './pglite-lock.ts';
 import { pgliteSql, pgSql, type Sql } from './sql.ts';
+import { errorFields } from './unavailable.ts';
 
 export type { PrismaClient } from './generated/client.ts';
 
@@ -78,7 +79,7 @@ async function openPostgres(connectionString: string, options: StoreOptions): Pr
   const errors = errorCounter();
   const connectionError = (error: Error) => {
     errors.count('connection');
-    logger?.warn({ err: { type: error.name, code: (error as { code?: unknown }).code, message: error.message.split('\n')[0] } }, 'database connection error');
+    logger?.warn({ error: errorFields(error) }, 'database connection error');
   };
   // A broken idle connection must not crash the process; the pool replaces it.
   pool.on('error', connectionError);
