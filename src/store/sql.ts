@@ -12,8 +12,11 @@ export interface Sql {
   query<T extends object = Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]>;
   /** Runs a script of several statements (simple query protocol, no parameters). */
   exec(script: string): Promise<void>;
-  /** Runs `fn` on one connection inside BEGIN/COMMIT, rolling back when it throws. */
-  transaction<T>(fn: (tx: SqlQueryable) => Promise<T>): Promise<T>;
+  /**
+   * Runs `fn` on one connection inside BEGIN/COMMIT, rolling back when it throws. `unbounded`
+   * lifts the statement timeout for this transaction (migrations: a long DDL is expected).
+   */
+  transaction<T>(fn: (tx: SqlQueryable) => Promise<T>, options?: { unbounded?: boolean }): Promise<T>;
   /**
    * Runs `fn` while holding the session-level advisory lock `key`. With `wait: false`
    * returns `{ acquired: false }` at once when another session holds it.
@@ -65,23 +68,36 @@ async function checkout(pool: pg.Pool): Promise<{ client: pg.PoolClient; release
   };
 }
 
+/** The longest timer node accepts (~24.8 days): "no client-side timeout" for node-postgres, which treats 0 as unset. */
+const UNBOUNDED_MS = 2 ** 31 - 1;
+
+/** node-postgres reads a per-query `query_timeout` (client side) that its typings do not list. */
+function queryConfig(text: string, values: unknown[] | undefined, queryTimeoutMs: number | undefined): pg.QueryConfig {
+  const config: pg.QueryConfig & { query_timeout?: number } = { text };
+  if (values) config.values = values;
+  if (queryTimeoutMs) config.query_timeout = queryTimeoutMs;
+  return config;
+}
+
 export function pgSql(pool: pg.Pool, options: PgSqlOptions): Sql {
   let reconnects = 0;
-  const queryable = (client: pg.Pool | pg.PoolClient): SqlQueryable => ({
+  // `query_timeout` undefined: the connection's (statement timeout + 1 s) applies.
+  const queryable = (client: pg.Pool | pg.PoolClient, queryTimeout?: number): SqlQueryable => ({
     async query<T extends object>(text: string, params?: unknown[]) {
-      return (await client.query(text, params)).rows as T[];
+      return (await client.query(queryConfig(text, params, queryTimeout))).rows as T[];
     },
     async exec(script: string) {
-      await client.query(script);
+      await client.query(queryConfig(script, undefined, queryTimeout));
     },
   });
   return {
     ...queryable(pool),
-    async transaction(fn) {
+    async transaction(fn, txOptions = {}) {
       const { client, release } = await checkout(pool);
       try {
         await client.query('BEGIN');
-        const value = await fn(queryable(client));
+        if (txOptions.unbounded) await client.query('SET LOCAL statement_timeout = 0');
+        const value = await fn(queryable(client, txOptions.unbounded ? UNBOUNDED_MS : undefined));
         await client.query('COMMIT');
         return value;
       } catch (error) {
@@ -98,7 +114,10 @@ export function pgSql(pool: pg.Pool, options: PgSqlOptions): Sql {
           const [row] = (await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [key])).rows;
           if (!row?.ok) return { acquired: false };
         } else {
-          await client.query('SELECT pg_advisory_lock($1)', [key]);
+          // Waiting for another instance (e.g. its migrations) is not a slow statement.
+          await client.query('SET statement_timeout = 0');
+          await client.query(queryConfig('SELECT pg_advisory_lock($1)', [key], UNBOUNDED_MS));
+          await client.query('RESET statement_timeout');
         }
         try {
           return { acquired: true, value: await fn() };
