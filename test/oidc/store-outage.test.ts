@@ -47,7 +47,8 @@ async function serve(failure: () => Error, mapped: boolean): Promise<{ url: stri
     features: { devInteractions: { enabled: false }, clientCredentials: { enabled: true } },
   });
   if (mapped) answerStoreOutage(provider);
-  const server = createServer(provider.callback());
+  const handler = provider.callback();
+  const server = createServer((req, res) => void handler(req, res));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
 }
