@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import type { Logger } from '../log/logger.ts';
+import { errorFields, type Logger } from '../log/logger.ts';
 import type { ListenerState } from './listener.ts';
 import type { Sql } from './sql.ts';
-import { errorFields } from './unavailable.ts';
 
 /** What changed: the in-process caches drop exactly that entry (or everything of a kind). */
 export interface Change {
@@ -87,7 +86,7 @@ export class ChangeFeed {
       await this.#send(change);
     } catch (error) {
       this.#keepUnsent(change);
-      this.options.logger?.warn({ error: errorFields(error), change: change.kind }, 'change notification not sent; will retry');
+      this.options.logger?.warn({ err: errorFields(error), change: change.kind }, 'change notification not sent; will retry');
     }
   }
 

@@ -1,6 +1,5 @@
 import pg from 'pg';
-import type { Logger } from '../log/logger.ts';
-import { errorFields } from './unavailable.ts';
+import { errorFields, type Logger } from '../log/logger.ts';
 
 export type ListenerState = 'lost' | 'restored';
 
@@ -93,7 +92,7 @@ export class SupervisedListener {
     this.#client = undefined;
     client.removeAllListeners('notification');
     client.end().catch(() => undefined);
-    this.options.logger?.warn({ error: errorFields(error), channel: this.options.channel }, 'LISTEN connection lost; reconnecting');
+    this.options.logger?.warn({ ...(error ? { err: errorFields(error) } : {}), channel: this.options.channel }, 'LISTEN connection lost; reconnecting');
     this.options.onState('lost');
     this.#attempt = 0;
     this.#schedule();
@@ -115,7 +114,7 @@ export class SupervisedListener {
     try {
       client = await this.#open();
     } catch (error) {
-      this.options.logger?.debug({ error: errorFields(error), attempt: this.#attempt }, 'LISTEN reconnect failed');
+      this.options.logger?.debug({ err: errorFields(error), attempt: this.#attempt }, 'LISTEN reconnect failed');
       this.#schedule();
       return;
     }

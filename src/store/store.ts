@@ -4,11 +4,10 @@ import { PGlite } from '@electric-sql/pglite';
 import { PrismaPg } from '@prisma/adapter-pg';
 import pg from 'pg';
 import { PrismaPGlite } from 'pglite-prisma-adapter';
-import type { Logger } from '../log/logger.ts';
+import { errorFields, type Logger } from '../log/logger.ts';
 import { PrismaClient } from './generated/client.ts';
 import { lockDataDir } from './pglite-lock.ts';
 import { pgliteSql, pgSql, type Sql } from './sql.ts';
-import { errorFields } from './unavailable.ts';
 
 export type { PrismaClient } from './generated/client.ts';
 
@@ -79,7 +78,7 @@ async function openPostgres(connectionString: string, options: StoreOptions): Pr
   const errors = errorCounter();
   const connectionError = (error: Error) => {
     errors.count('connection');
-    logger?.warn({ error: errorFields(error) }, 'database connection error');
+    logger?.warn({ err: errorFields(error) }, 'database connection error');
   };
   // A broken idle connection must not crash the process; the pool replaces it.
   pool.on('error', connectionError);

@@ -47,17 +47,3 @@ export function isStoreUnavailable(error: unknown): boolean {
   }
   return false;
 }
-
-/**
- * An error as log fields: its class, code (SQLSTATE or errno) and first line. Never the
- * connection string, and not under `err` (pino's serializer would name the class `Object`).
- */
-export function errorFields(error: unknown): { class: string; code?: string; message: string } | undefined {
-  if (!error || typeof error !== 'object') return undefined;
-  const e = error as { code?: unknown; message?: unknown };
-  return {
-    class: error.constructor.name,
-    ...(typeof e.code === 'string' ? { code: e.code } : {}),
-    message: (typeof e.message === 'string' ? e.message : '').split('\n')[0]!.slice(0, 200),
-  };
-}
