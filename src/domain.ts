@@ -33,7 +33,7 @@ export interface Domain {
 /** Builds the graph without starting anything (no timers, no LISTEN). */
 export async function createDomain(config: Config, store: Store, logger: Logger, now: () => Date): Promise<Domain> {
   const kek = await loadKek(config.kek, config.kekFile);
-  const changes = new ChangeFeed(store.kind === 'postgres' ? store.sql : undefined);
+  const changes = new ChangeFeed(store.kind === 'postgres' ? store.sql : undefined, { logger, maxStalenessMs: config.cacheMaxStalenessMs });
   return {
     kek,
     changes,

@@ -1,6 +1,7 @@
 import type Koa from 'koa';
 import { z } from 'zod';
 import { Conflict, DomainError, Invalid, NotFound } from '../domain/errors.ts';
+import { isStoreUnavailable } from '../store/unavailable.ts';
 
 export interface FieldError {
   field: string;
@@ -10,11 +11,13 @@ export interface FieldError {
 const TITLES: Record<number, string> = {
   400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed',
   409: 'Conflict', 413: 'Content Too Large', 415: 'Unsupported Media Type', 429: 'Too Many Requests', 500: 'Internal Server Error',
+  503: 'Service Unavailable',
 };
 
 const SLUGS: Record<number, string> = {
   400: 'invalid-request', 401: 'unauthorized', 403: 'forbidden', 404: 'not-found', 405: 'method-not-allowed',
   409: 'conflict', 413: 'content-too-large', 415: 'unsupported-media-type', 429: 'too-many-requests', 500: 'internal',
+  503: 'unavailable',
 };
 
 /** The one error type of the admin API, rendered as RFC 9457 problem details. */
@@ -81,6 +84,9 @@ export function validationProblem(error: z.ZodError, where: 'body' | 'query' | '
 /** Maps domain errors to problems; anything else stays an unexpected error (500). */
 export function toProblem(error: unknown): Problem | undefined {
   if (error instanceof Problem) return error;
+  if (isStoreUnavailable(error)) {
+    return new Problem(503, 'the database is unreachable; retry shortly', undefined, { 'Retry-After': '2' });
+  }
   if (error instanceof DomainError) {
     const fields = Object.entries(error.fields ?? {}).map(([field, message]) => ({ field, message }));
     if (error instanceof NotFound) return new Problem(404, error.message);

@@ -98,6 +98,10 @@ const schema = z.object({
   KEYWARD_RATE_LIMIT_LOGIN: rate.default({ points: 300, durationMs: 60_000 }),
   KEYWARD_RATE_LIMIT_DEVICE: rate.default({ points: 120, durationMs: 60_000 }),
   KEYWARD_AUDIT_BUFFER_MAX: z.coerce.number().int().min(100).max(10_000_000).default(50_000),
+  KEYWARD_DB_CONNECT_TIMEOUT: duration.default(2_000),
+  KEYWARD_DB_STATEMENT_TIMEOUT: duration.default(5_000),
+  KEYWARD_DB_POOL_SIZE: z.coerce.number().int().min(2).max(200).default(10),
+  KEYWARD_CACHE_MAX_STALENESS: duration.default(5 * 60_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -130,6 +134,10 @@ export interface Config {
   rateLimits: { token: Rate; login: Rate; device: Rate } | undefined;
   /** Most audit events held while the store does not take them. */
   auditBufferMax: number;
+  /** PostgreSQL connection settings: fail fast rather than hang when the database is away. */
+  db: { connectTimeoutMs: number; statementTimeoutMs: number; poolSize: number };
+  /** How long cached clients, roles and resources stay in use without word from the store (LISTEN down). */
+  cacheMaxStalenessMs: number;
   logLevel: z.infer<typeof schema>['LOG_LEVEL'];
 }
 
@@ -168,6 +176,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     rateLimits: e.KEYWARD_RATE_LIMIT === 'off' ? undefined
       : { token: e.KEYWARD_RATE_LIMIT_TOKEN, login: e.KEYWARD_RATE_LIMIT_LOGIN, device: e.KEYWARD_RATE_LIMIT_DEVICE },
     auditBufferMax: e.KEYWARD_AUDIT_BUFFER_MAX,
+    db: { connectTimeoutMs: e.KEYWARD_DB_CONNECT_TIMEOUT, statementTimeoutMs: e.KEYWARD_DB_STATEMENT_TIMEOUT, poolSize: e.KEYWARD_DB_POOL_SIZE },
+    cacheMaxStalenessMs: e.KEYWARD_CACHE_MAX_STALENESS,
     logLevel: e.LOG_LEVEL,
   };
 }
