@@ -20,7 +20,7 @@ import { PasswordAuthenticator } from './identity/password-login.ts';
 import type { ResourceService } from './identity/resources.ts';
 import type { RoleService } from './identity/roles.ts';
 import type { UserService } from './identity/users.ts';
-import { deriveKey, hmacSha256 } from './keys/crypto.ts';
+import { hmacSha256 } from './keys/crypto.ts';
 import { ensureInitialKeys } from './keys/initial.ts';
 import { providerJwks } from './keys/keyset.ts';
 import type { KeyStore } from './keys/store.ts';
@@ -105,8 +105,8 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
       const applied = await migrate(store.sql);
       if (applied.length) logger.info({ migrations: applied }, 'migrations applied');
     }
-    const domain = await createDomain(config, store, logger, now);
-    const { kek, changes, clients, roles, resources, users, keys, audit, keySettings, jwksConsumers } = domain;
+    const domain = await createDomain(config, store, logger, now, { rekey: true });
+    const { secrets, rekeyed, changes, clients, roles, resources, users, keys, audit, keySettings, jwksConsumers } = domain;
     await changes.start();
     startedFeed = changes;
     audit.start();
@@ -114,6 +114,10 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
     // A wrong KEK must stop start-up before anything is written under it (bootstrap would
     // otherwise re-hash the admin secret with a pepper derived from the wrong key).
     await keys.loadUsable();
+    if (rekeyed.signingKeys.rekeyed || rekeyed.instanceSecrets.rekeyed) {
+      logger.info({ signingKeys: rekeyed.signingKeys.rekeyed, instanceSecrets: rekeyed.instanceSecrets.rekeyed },
+        'KEK rotation: re-encrypted under the current KEK what only KEYWARD_KEK_PREVIOUS opened');
+    }
 
     const bootstrapped = await store.sql.withAdvisoryLock(BOOTSTRAP_LOCK, () =>
       bootstrapAdmin({ clients, roles, resources, prisma: store.prisma }, config.issuer, config.bootstrapAdmin));
@@ -123,8 +127,8 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
     await ensureInitialKeys(store.sql, keys, config.signingAlgs, now, audit, logger);
     // Read before the first build: a change racing it is then seen as a difference and reloaded.
     const loadedKeys = await keys.fingerprint();
-    const cookieKeys = [deriveKey(kek, 'cookies').toString('base64url')];
-    const tokenAuditKey = deriveKey(kek, 'audit-token');
+    const cookieKeys = [secrets.cookies.toString('base64url')];
+    const tokenAuditKey = secrets['audit-token'];
     // One list for the token endpoints (which add to it) and the admin API's verifier (which reads it).
     const revocations = new RevokedTokens(store.prisma);
     const auditTrail = new AuditQuery(store.prisma);
@@ -180,7 +184,7 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
     const throttle = new LoginThrottle(new LoginThrottleCounters(store.prisma), now);
     routers.push(interactionRoutes({
       provider, clients, resources, users, grants: new OidcGrants(store.prisma), audit, now,
-      csrf: new CsrfTokens(deriveKey(kek, 'interaction-csrf')),
+      csrf: new CsrfTokens(secrets['interaction-csrf']),
       throttle,
       authenticator: new PasswordAuthenticator(users, logger),
     }));

@@ -6,6 +6,7 @@ import { RoleService } from './identity/roles.ts';
 import { SecretHasher } from './identity/secrets.ts';
 import { UserService } from './identity/users.ts';
 import { JwksConsumers } from './keys/consumers.ts';
+import { prepareSealed, type InstanceSecrets, type KekRing, type RekeyCounts } from './keys/instance-secrets.ts';
 import { loadKek } from './keys/kek.ts';
 import { lifecycleSettings, type LifecycleSettings } from './keys/lifecycle.ts';
 import { KeyStore } from './keys/store.ts';
@@ -16,7 +17,13 @@ import type { Store } from './store/store.ts';
 
 /** The domain services on one store, built the same way for the server and the CLI. */
 export interface Domain {
-  kek: Buffer;
+  kek: KekRing;
+  /** Client-secret pepper, cookie, audit and CSRF keys: stored sealed under the KEK, not derived from it. */
+  secrets: InstanceSecrets;
+  /** What start-up found and re-encrypted (zeros for `rekey: false` except `created`). */
+  rekeyed: RekeyCounts;
+  /** Re-encrypts under the current KEK whatever only the previous one opens (`keys rekey`). */
+  rekey: () => Promise<RekeyCounts>;
   changes: ChangeFeed;
   clients: ClientService;
   roles: RoleService;
@@ -30,14 +37,27 @@ export interface Domain {
   keySettings: () => Promise<LifecycleSettings>;
 }
 
-/** Builds the graph without starting anything (no timers, no LISTEN). */
-export async function createDomain(config: Config, store: Store, logger: Logger, now: () => Date): Promise<Domain> {
-  const kek = await loadKek(config.kek, config.kekFile);
+/**
+ * Builds the graph without starting anything (no timers, no LISTEN). Checks first that the KEK
+ * opens every stored ciphertext (a one-line KekMismatchError otherwise) and, with `rekey` (the
+ * server), re-encrypts under it what only KEYWARD_KEK_PREVIOUS opens.
+ */
+export async function createDomain(config: Config, store: Store, logger: Logger, now: () => Date, options: { rekey?: boolean } = {}): Promise<Domain> {
+  const kek: KekRing = {
+    current: await loadKek(config.kek, config.kekFile),
+    currentName: config.kekNames.current,
+    previous: config.kekPrevious,
+    previousName: config.kekNames.previous,
+  };
+  const { secrets, counts: rekeyed } = await prepareSealed(store.sql, kek, { rekey: options.rekey ?? false });
   const changes = new ChangeFeed(store.kind === 'postgres' ? store.sql : undefined, { logger, maxStalenessMs: config.cacheMaxStalenessMs });
   return {
     kek,
+    secrets,
+    rekeyed,
+    rekey: async () => (await prepareSealed(store.sql, kek, { rekey: true })).counts,
     changes,
-    clients: new ClientService(store.prisma, new SecretHasher(kek), changes, now, { allowPrivateJwksUri: config.allowPrivateJwksUri }),
+    clients: new ClientService(store.prisma, new SecretHasher(secrets['client-secret-pepper']), changes, now, { allowPrivateJwksUri: config.allowPrivateJwksUri }),
     roles: new RoleService(store.prisma, changes),
     resources: new ResourceService(store.prisma, changes),
     users: new UserService(store.prisma, changes),

@@ -220,6 +220,23 @@ export const COMMANDS: Command[] = [
       return { value: { items: keys }, text: keys.map(keyLine).join('\n') };
     },
   },
+  {
+    name: 'keys rekey', changes: true, args: '', summary: 'Re-encrypt under KEYWARD_KEK every private key and instance secret that only KEYWARD_KEK_PREVIOUS opens (servers also do it at start)',
+    options: {}, needs: 'services',
+    async run(_input, deps) {
+      const { signingKeys, instanceSecrets } = await services(deps).rekey();
+      const value = {
+        signing_keys: { rekeyed: signingKeys.rekeyed, already_current: signingKeys.current },
+        instance_secrets: { rekeyed: instanceSecrets.rekeyed, already_current: instanceSecrets.current, created: instanceSecrets.created },
+      };
+      const text = [
+        `signing keys:     ${signingKeys.rekeyed} re-encrypted, ${signingKeys.current} already under the current KEK`,
+        `instance secrets: ${instanceSecrets.rekeyed} re-encrypted, ${instanceSecrets.current} already under the current KEK`,
+        'Nothing is left under the previous KEK: KEYWARD_KEK_PREVIOUS may be removed once every instance runs with the current KEK.',
+      ].join('\n');
+      return { value, text };
+    },
+  },
 ];
 
 function keyLine(k: { kid: string; alg: string; state: string; role?: string; rotatable_at?: string; next_state?: string; next_transition_at?: string }): string {

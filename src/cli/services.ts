@@ -7,6 +7,7 @@ import type { ResourceService } from '../identity/resources.ts';
 import type { RoleService } from '../identity/roles.ts';
 import type { UserService } from '../identity/users.ts';
 import { KeyScheduler } from '../keys/scheduler.ts';
+import type { RekeyCounts } from '../keys/instance-secrets.ts';
 import { KeyService } from '../keys/service.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Store } from '../store/store.ts';
@@ -20,6 +21,8 @@ export interface Services {
   resources: ResourceService;
   keyService: KeyService;
   audit: AuditWriter;
+  /** Re-encrypts under the current KEK what only the previous one opens; returns the counts. */
+  rekey: () => Promise<RekeyCounts>;
   /** Who the audit trail names for changes made here. */
   actor: string;
   /** Writes the buffered audit events; the store stays open (its owner closes it). */
@@ -28,14 +31,14 @@ export interface Services {
 
 export async function createServices(config: Config, store: Store, logger: Logger, now: () => Date = () => new Date()): Promise<Services> {
   // Changes are only published: running servers on the same PostgreSQL drop their caches through NOTIFY.
-  const { changes, clients, users, roles, resources, keys, audit, keySettings: settings, jwksConsumers } = await createDomain(config, store, logger, now);
+  const { changes, clients, users, roles, resources, keys, audit, keySettings: settings, jwksConsumers, rekey } = await createDomain(config, store, logger, now);
   // Never started: the CLI performs the transitions it is asked for and nothing on a timer.
   const scheduler = new KeyScheduler({
     sql: store.sql, keys, audit, logger, now, settings,
     changed: () => changes.publish({ kind: 'keys' }),
   });
   return {
-    store, clients, users, roles, resources, audit,
+    store, clients, users, roles, resources, audit, rekey,
     keyService: new KeyService({ keys, scheduler, settings, now, consumers: jwksConsumers }),
     actor: `cli:${safeUsername()}`,
     async close() {

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { DURATION_FORM, parseDuration } from './duration.ts';
 import { CHOSEN_CLIENT_ID_MIN, CLIENT_ID } from '../identity/ids.ts';
@@ -81,6 +82,7 @@ const schema = z.object({
   KEYWARD_DATA_DIR: z.string().min(1).default('./data'),
   KEYWARD_KEK: kek.optional(),
   KEYWARD_KEK_FILE: z.string().min(1).default('./keys/kek'),
+  KEYWARD_KEK_PREVIOUS: kek.optional(),
   KEYWARD_AUTO_MIGRATE: boolean.default(true),
   KEYWARD_BOOTSTRAP_ADMIN_CLIENT_ID: z.string().min(CHOSEN_CLIENT_ID_MIN, clientIdForm).regex(CLIENT_ID, clientIdForm).optional(),
   KEYWARD_BOOTSTRAP_ADMIN_CLIENT_SECRET: z.string().min(32, 'expected at least 32 characters').max(512).optional(),
@@ -114,6 +116,10 @@ export interface Config {
   dataDir: string;
   kek: Buffer | undefined;
   kekFile: string;
+  /** The KEK being replaced: what only it decrypts is re-encrypted under `kek` at start (or by `keys rekey`). */
+  kekPrevious: Buffer | undefined;
+  /** The variables the KEKs came from, for error messages (KEYWARD_KEK or KEYWARD_KEK_FILE=…; KEYWARD_KEK_PREVIOUS[_FILE]). */
+  kekNames: { current: string; previous: string };
   autoMigrate: boolean;
   bootstrapAdmin: { clientId: string | undefined; clientSecret: string | undefined };
   keyRotationIntervalMs: number;
@@ -141,14 +147,49 @@ export interface Config {
   logLevel: z.infer<typeof schema>['LOG_LEVEL'];
 }
 
+/**
+ * Secret-bearing variables that may instead name a file holding the value (`X_FILE`), as Docker
+ * and Kubernetes secrets, Vault Agent and the Secrets Store CSI driver provide them.
+ * (KEYWARD_KEK_FILE predates this and means more: the file is created on first start.)
+ */
+export const FILE_VARIABLES = ['DATABASE_URL', 'KEYWARD_BOOTSTRAP_ADMIN_CLIENT_SECRET', 'KEYWARD_METRICS_TOKEN', 'KEYWARD_KEK_PREVIOUS'] as const;
+
+/** Replaces each `X_FILE` by `X` with the file's content (one trailing newline dropped); returns which came from files. */
+function readFileVariables(present: Record<string, string>): { env: Record<string, string>; fromFile: Set<string> } {
+  const env = { ...present };
+  const fromFile = new Set<string>();
+  for (const variable of FILE_VARIABLES) {
+    const fileVariable = `${variable}_FILE`;
+    const file = env[fileVariable];
+    if (file === undefined) continue;
+    if (env[variable] !== undefined) throw new ConfigError(`invalid ${fileVariable}: set either ${variable} or ${fileVariable}, not both`);
+    let content: string;
+    try {
+      content = readFileSync(file, 'utf8');
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      throw new ConfigError(`invalid ${fileVariable}: cannot read ${file}${code ? ` (${code})` : ''}`);
+    }
+    const value = content.replace(/\r?\n$/, '');
+    if (value === '') throw new ConfigError(`invalid ${fileVariable}: ${file} is empty`);
+    if (/[\r\n]/.test(value)) throw new ConfigError(`invalid ${fileVariable}: ${file} holds more than one line`);
+    delete env[fileVariable];
+    env[variable] = value;
+    fromFile.add(variable);
+  }
+  return { env, fromFile };
+}
+
 /** Parses the environment once; the first invalid variable is reported by name. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
-  const parsed = schema.safeParse(present);
+  const present = Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined && entry[1] !== ''));
+  const { env: resolved, fromFile } = readFileVariables(present);
+  const parsed = schema.safeParse(resolved);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const variable = String(issue.path[0] ?? 'environment');
-    throw new ConfigError(`invalid ${variable}: ${issue.message}`);
+    // A value read from a file is named by the variable the operator set (and never echoed).
+    throw new ConfigError(`invalid ${fromFile.has(variable) ? `${variable}_FILE` : variable}: ${issue.message}`);
   }
   const e = parsed.data;
   if ((e.KEYWARD_BOOTSTRAP_ADMIN_CLIENT_ID === undefined) !== (e.KEYWARD_BOOTSTRAP_ADMIN_CLIENT_SECRET === undefined)) {
@@ -162,6 +203,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dataDir: e.KEYWARD_DATA_DIR,
     kek: e.KEYWARD_KEK === undefined ? undefined : Buffer.from(e.KEYWARD_KEK, 'base64'),
     kekFile: e.KEYWARD_KEK_FILE,
+    kekPrevious: e.KEYWARD_KEK_PREVIOUS === undefined ? undefined : Buffer.from(e.KEYWARD_KEK_PREVIOUS, 'base64'),
+    kekNames: {
+      current: e.KEYWARD_KEK === undefined ? `KEYWARD_KEK_FILE (${e.KEYWARD_KEK_FILE})` : 'KEYWARD_KEK',
+      previous: fromFile.has('KEYWARD_KEK_PREVIOUS') ? 'KEYWARD_KEK_PREVIOUS_FILE' : 'KEYWARD_KEK_PREVIOUS',
+    },
     autoMigrate: e.KEYWARD_AUTO_MIGRATE,
     bootstrapAdmin: { clientId: e.KEYWARD_BOOTSTRAP_ADMIN_CLIENT_ID, clientSecret: e.KEYWARD_BOOTSTRAP_ADMIN_CLIENT_SECRET },
     keyRotationIntervalMs: e.KEYWARD_KEY_ROTATION_INTERVAL,

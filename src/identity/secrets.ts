@@ -1,16 +1,17 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { deriveKey, hmacSha256 } from '../keys/crypto.ts';
+import { hmacSha256 } from '../keys/crypto.ts';
 
 /**
  * Client secrets are generated here with 256 bits of entropy, so a keyed SHA-256 (HMAC under a
- * pepper derived from the KEK) is as strong as a slow password hash against offline guessing
- * and costs microseconds on the token endpoint. Human passwords use argon2id instead.
+ * pepper, an instance secret sealed under the KEK: keys/instance-secrets.ts) is as strong as a
+ * slow password hash against offline guessing and costs microseconds on the token endpoint.
+ * Human passwords use argon2id instead.
  */
 export class SecretHasher {
   readonly #pepper: Buffer;
 
-  constructor(kek: Buffer) {
-    this.#pepper = deriveKey(kek, 'client-secret-pepper');
+  constructor(pepper: Buffer) {
+    this.#pepper = pepper;
   }
 
   /** A new secret: 32 random bytes, base64url (43 characters). */

@@ -1,7 +1,8 @@
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
 import type { PrismaClient } from '../store/store.ts';
 import type { SigningAlg } from './algorithms.ts';
-import { seal, unseal } from './crypto.ts';
+import { seal } from './crypto.ts';
+import { openSealed, type KekRing } from './instance-secrets.ts';
 import { storedJwk } from './jwk.ts';
 
 export const KEY_STATES = ['staged', 'active', 'retiring', 'retired'] as const;
@@ -47,7 +48,8 @@ function toRecord(row: Row): SigningKeyRecord {
 export class KeyStore {
   constructor(
     private readonly prisma: PrismaClient,
-    private readonly kek: Buffer,
+    /** Seals under the current KEK; opens with the previous one too (rows not yet re-encrypted). */
+    private readonly kek: KekRing,
   ) {}
 
   async list(): Promise<SigningKeyRecord[]> {
@@ -63,7 +65,7 @@ export class KeyStore {
     });
     return rows.map((row) => {
       if (row.encryptedJwk === null) throw new Error(`signing key ${row.kid} is ${row.state} but has no private part`);
-      return { ...toRecord(row), privateJwk: storedJwk.parse(JSON.parse(unseal(this.kek, row.encryptedJwk, row.kid))) };
+      return { ...toRecord(row), privateJwk: storedJwk.parse(JSON.parse(openSealed(this.kek, row.encryptedJwk, row.kid).plaintext)) };
     });
   }
 
@@ -103,7 +105,7 @@ export class KeyStore {
         use: 'sig',
         state,
         publicJwk: pub,
-        encryptedJwk: seal(this.kek, JSON.stringify(priv), kid),
+        encryptedJwk: seal(this.kek.current, JSON.stringify(priv), kid),
         createdAt: at,
         activatedAt: state === 'active' ? at : null,
       },
