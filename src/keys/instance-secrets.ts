@@ -127,7 +127,7 @@ async function hasRows(tx: SqlQueryable, query: string): Promise<boolean> {
 function mismatch(ring: KekRing, unopened: number, total: number): KekMismatchError {
   const what = `${unopened} of the ${total} stored private keys and instance secrets`;
   if (ring.previous) {
-    return new KekMismatchError(`invalid ${ring.currentName}: neither it nor ${ring.previousName ?? 'KEYWARD_KEK_PREVIOUS'} decrypts ${what}`);
+    return new KekMismatchError(`invalid ${ring.currentName}: neither this key-encryption key nor ${ring.previousName ?? 'KEYWARD_KEK_PREVIOUS'} decrypts ${what}`);
   }
-  return new KekMismatchError(`invalid ${ring.currentName}: it does not decrypt ${what}; when replacing the KEK, set KEYWARD_KEK_PREVIOUS to the one they were encrypted with`);
+  return new KekMismatchError(`invalid ${ring.currentName}: this key-encryption key does not decrypt ${what}; when replacing the KEK, set KEYWARD_KEK_PREVIOUS to the one they were encrypted with`);
 }

@@ -9,6 +9,7 @@ import { ChangeFeed } from '../../src/store/changes.ts';
 import { ClientService } from '../../src/identity/clients/index.ts';
 import { verifyPassword } from '../../src/identity/passwords.ts';
 import { SecretHasher } from '../../src/identity/secrets.ts';
+import { prepareSealed } from '../../src/keys/instance-secrets.ts';
 import type { Store } from '../../src/store/store.ts';
 import { createTestDatabase, openTestStore, startServer, TEST_KEK, type TestDatabase } from '../support/harness.ts';
 
@@ -219,7 +220,8 @@ test('keys list and keys rotate work on the stored key set', async () => {
 test('what the CLI did is in the store: secrets verify, the password verifies, changes are audited as cli:<user>', async () => {
   const store = stores.get(db)!;
   {
-    const clients = new ClientService(store.prisma, new SecretHasher(Buffer.from(TEST_KEK, 'base64')), new ChangeFeed(undefined), () => new Date());
+    const { secrets: instance } = await prepareSealed(store.sql, { current: Buffer.from(TEST_KEK, 'base64'), currentName: 'KEYWARD_KEK' }, { rekey: false });
+    const clients = new ClientService(store.prisma, new SecretHasher(instance['client-secret-pepper']), new ChangeFeed(undefined), () => new Date());
     assert.equal(await clients.verifySecret(clientId, secrets[0]!), false, 'rotated away with --previous-expires-in 0');
     assert.equal(await clients.verifySecret(clientId, secrets[1]!), true);
     const user = await store.prisma.user.findUniqueOrThrow({ where: { id: userId } });
