@@ -1,4 +1,5 @@
 import { ConfigError, loadConfig } from './config/env.ts';
+import { KekMismatchError } from './keys/instance-secrets.ts';
 import { createLogger } from './log/logger.ts';
 
 async function main(): Promise<void> {
@@ -48,6 +49,11 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: Error) => {
+  // A KEK that does not open the store is a configuration error: one line naming the variable.
+  if (error instanceof KekMismatchError) {
+    process.stderr.write(`keyward: ${error.message}\n`);
+    process.exit(2);
+  }
   process.stderr.write(`keyward: failed to start: ${error.message}\n`);
   process.exit(1);
 });

@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
-import { ConfigError, loadConfig } from '../../src/config/env.ts';
+import { ConfigError, FILE_VARIABLES, loadConfig } from '../../src/config/env.ts';
 import { parseDuration } from '../../src/config/duration.ts';
 
 const KEK = Buffer.alloc(32, 1).toString('base64');
@@ -84,6 +86,72 @@ describe('loadConfig', () => {
     assert.equal(loadConfig({ KEYWARD_KEY_ROTATION_INTERVAL: '30d' }).keyRotationIntervalMs, 2_592_000_000);
     assert.equal(parseDuration('0s'), undefined);
     assert.equal(parseDuration('1.5h'), undefined);
+  });
+});
+
+describe('secrets from files (X_FILE, as Docker/Kubernetes secrets, Vault Agent and the CSI driver mount them)', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'keyward-env-'));
+  const file = (name: string, content: string): string => {
+    const at = path.join(dir, name);
+    writeFileSync(at, content, { mode: 0o600 });
+    return at;
+  };
+  const PREVIOUS = Buffer.alloc(32, 2).toString('base64');
+
+  test('every secret-bearing variable is read from its _FILE, one trailing newline dropped', () => {
+    assert.deepEqual([...FILE_VARIABLES].sort(), ['DATABASE_URL', 'KEYWARD_BOOTSTRAP_ADMIN_CLIENT_SECRET', 'KEYWARD_KEK_PREVIOUS', 'KEYWARD_METRICS_TOKEN']);
+    const config = loadConfig({
+      DATABASE_URL_FILE: file('db', 'postgres://keyward:s3cret@db:5432/keyward\n'),
+      KEYWARD_BOOTSTRAP_ADMIN_CLIENT_ID: 'admin-cli',
+      KEYWARD_BOOTSTRAP_ADMIN_CLIENT_SECRET_FILE: file('admin', `${'a'.repeat(40)}\r\n`),
+      KEYWARD_METRICS_TOKEN_FILE: file('metrics', 'm'.repeat(20)),
+      KEYWARD_KEK_PREVIOUS_FILE: file('kek-previous', `${PREVIOUS}\n`),
+    });
+    assert.equal(config.databaseUrl, 'postgres://keyward:s3cret@db:5432/keyward');
+    assert.deepEqual(config.bootstrapAdmin, { clientId: 'admin-cli', clientSecret: 'a'.repeat(40) });
+    assert.equal(config.metricsToken, 'm'.repeat(20));
+    assert.deepEqual(config.kekPrevious, Buffer.alloc(32, 2));
+    assert.equal(config.kekNames.previous, 'KEYWARD_KEK_PREVIOUS_FILE');
+  });
+
+  test('KEYWARD_KEK_PREVIOUS from the environment, and the KEK names used in errors', () => {
+    const config = loadConfig({ KEYWARD_KEK: KEK, KEYWARD_KEK_PREVIOUS: PREVIOUS });
+    assert.deepEqual(config.kekPrevious, Buffer.alloc(32, 2));
+    assert.deepEqual(config.kekNames, { current: 'KEYWARD_KEK', previous: 'KEYWARD_KEK_PREVIOUS' });
+    assert.equal(loadConfig({}).kekNames.current, 'KEYWARD_KEK_FILE (./keys/kek)');
+    assertRejected({ KEYWARD_KEK_PREVIOUS: 'c2hvcnQ=' }, 'KEYWARD_KEK_PREVIOUS', /32 random bytes in base64/);
+  });
+
+  test('setting both X and X_FILE is an error naming X_FILE', () => {
+    for (const variable of FILE_VARIABLES) {
+      assertRejected({ [variable]: 'x', [`${variable}_FILE`]: file('both', 'x') }, `${variable}_FILE`, new RegExp(`set either ${variable} or ${variable}_FILE, not both`));
+    }
+  });
+
+  test('a missing or unreadable file is one line naming X_FILE and the path', () => {
+    assertRejected({ DATABASE_URL_FILE: path.join(dir, 'nope') }, 'DATABASE_URL_FILE', /cannot read .*nope \(ENOENT\)$/);
+    assertRejected({ KEYWARD_METRICS_TOKEN_FILE: dir }, 'KEYWARD_METRICS_TOKEN_FILE', /cannot read .* \(EISDIR\)$/);
+    if (process.getuid?.() !== 0) {
+      const locked = file('locked', 'm'.repeat(20));
+      chmodSync(locked, 0o000);
+      assertRejected({ KEYWARD_METRICS_TOKEN_FILE: locked }, 'KEYWARD_METRICS_TOKEN_FILE', /cannot read .*locked \(EACCES\)$/);
+    }
+  });
+
+  test('malformed content is reported against X_FILE with the expected form, never echoed', () => {
+    const secret = 'postgres//not-a-url-s3cret';
+    assertRejected({ DATABASE_URL_FILE: file('bad-db', `${secret}\n`) }, 'DATABASE_URL_FILE', /expected postgres:\/\//);
+    assert.throws(() => loadConfig({ DATABASE_URL_FILE: file('bad-db', secret) }), (error: Error) => !error.message.includes(secret));
+    assertRejected({ KEYWARD_KEK_PREVIOUS_FILE: file('short-kek', 'c2hvcnQ=\n') }, 'KEYWARD_KEK_PREVIOUS_FILE', /32 random bytes in base64/);
+    assertRejected({ KEYWARD_METRICS_TOKEN_FILE: file('short', 'short\n') }, 'KEYWARD_METRICS_TOKEN_FILE', /at least 16 characters/);
+    assertRejected({ KEYWARD_METRICS_TOKEN_FILE: file('empty', '\n') }, 'KEYWARD_METRICS_TOKEN_FILE', /is empty$/);
+    assertRejected({ KEYWARD_METRICS_TOKEN_FILE: file('two-lines', `${'m'.repeat(20)}\n${'n'.repeat(20)}\n`) }, 'KEYWARD_METRICS_TOKEN_FILE', /more than one line$/);
+  });
+
+  test('KEYWARD_KEK_FILE keeps its meaning (a file created on first start), not a _FILE variant of KEYWARD_KEK', () => {
+    const config = loadConfig({ KEYWARD_KEK: KEK, KEYWARD_KEK_FILE: path.join(dir, 'does-not-exist-yet') });
+    assert.deepEqual(config.kek, Buffer.alloc(32, 1));
+    assert.equal(config.kekFile, path.join(dir, 'does-not-exist-yet'));
   });
 });
 
@@ -173,6 +241,7 @@ describe('start-up with a bad value (process level)', () => {
     ['DATABASE_URL', { DATABASE_URL: 'postgres//nohost' }],
     ['KEYWARD_KEK', { KEYWARD_KEK: 'c2hvcnQ=' }],
     ['ISSUER', { ISSUER: 'not-a-url' }],
+    ['DATABASE_URL_FILE', { DATABASE_URL_FILE: '/nonexistent/keyward-db-url' }],
     ['KEYWARD_KEY_ROTATION_INTERVAL', { KEYWARD_KEY_ROTATION_INTERVAL: '5 weeks' }],
   ];
   for (const [variable, env] of cases) {
@@ -182,7 +251,7 @@ describe('start-up with a bad value (process level)', () => {
       assert.ok(exit.ms < 8000, `exited after ${exit.ms} ms`);
       const lines = exit.stderr.split('\n').filter(Boolean);
       assert.equal(lines.length, 1, `exactly one line on stderr, got: ${exit.stderr}`);
-      assert.match(lines[0]!, new RegExp(`\\binvalid ${variable}: expected `));
+      assert.match(lines[0]!, new RegExp(`\\binvalid ${variable}: (expected|cannot read) `));
       assert.equal(exit.stdout, '');
     });
   }

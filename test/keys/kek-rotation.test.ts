@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Readable, Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { run } from '../../src/cli/run.ts';
@@ -10,6 +12,7 @@ import type { Store } from '../../src/store/store.ts';
 import { createTestDatabase, openTestStore, startServer, type TestDatabase, type TestServer } from '../support/harness.ts';
 import { basic, ORDERS, postForm, seedOrders, verifyAccessToken } from '../oidc/service-fixtures.ts';
 
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const KEK_A = randomBytes(32).toString('base64');
 const KEK_B = randomBytes(32).toString('base64');
 const ring = (current: string, previous?: string): KekRing => ({
@@ -104,6 +107,23 @@ describe('issue 12 item 4: KEK rotation keeps signing keys, client secrets and t
     const wrongPrevious = randomBytes(32).toString('base64');
     await assert.rejects(startServer(db, { PORT: port, KEYWARD_KEK: KEK_B, KEYWARD_KEK_PREVIOUS: wrongPrevious }),
       /^KekMismatchError: invalid KEYWARD_KEK: neither this key-encryption key nor KEYWARD_KEK_PREVIOUS decrypts/);
+    // The real entry point: exit code 2 and exactly one line on stderr.
+    const exit = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+        cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'],
+        env: {
+          PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent',
+          KEYWARD_KEK: KEK_B, KEYWARD_DATA_DIR: path.join(db.dir, 'pgdata'), ...(db.url ? { DATABASE_URL: db.url } : {}),
+        },
+      });
+      let stderr = '';
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      child.on('exit', (code) => resolve({ code, stderr }));
+    });
+    assert.equal(exit.code, 2, exit.stderr);
+    // oidc-provider, loaded before the store is opened, warns on some runtimes: not ours.
+    const ours = exit.stderr.split('\n').filter((line) => !line.startsWith('oidc-provider WARNING')).join('\n');
+    assert.match(ours, /^keyward: invalid KEYWARD_KEK: this key-encryption key does not decrypt [^\n]+\n$/);
     const after = await openTestStore(db);
     try {
       assert.deepEqual(await sealedRows(after), before);
