@@ -8,6 +8,7 @@ import type { RoleService } from '../identity/roles.ts';
 import type { UserService } from '../identity/users.ts';
 import { KeyScheduler } from '../keys/scheduler.ts';
 import { KeyService } from '../keys/service.ts';
+import type { KeyStore } from '../keys/store.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Store } from '../store/store.ts';
 
@@ -19,6 +20,8 @@ export interface Services {
   roles: RoleService;
   resources: ResourceService;
   keyService: KeyService;
+  /** The signing keys as stored (public parts; `keys export`). */
+  keys: KeyStore;
   audit: AuditWriter;
   /** Who the audit trail names for changes made here. */
   actor: string;
@@ -35,7 +38,7 @@ export async function createServices(config: Config, store: Store, logger: Logge
     changed: () => changes.publish({ kind: 'keys' }),
   });
   return {
-    store, clients, users, roles, resources, audit,
+    store, clients, users, roles, resources, audit, keys,
     keyService: new KeyService({ keys, scheduler, settings, now }),
     actor: `cli:${safeUsername()}`,
     async close() {
