@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createHash, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { createForwardAuth, type ForwardAuth } from '../../src/verify/server/app.ts';
 import { API, TestIssuer } from './issuer.ts';
 
@@ -57,6 +59,30 @@ describe('forward-auth verifier', () => {
     assert.match(forbidden.headers.get('www-authenticate')!, /error="insufficient_scope"/);
     assert.equal((await ask({ authorization: `Bearer ${token}`, 'x-keyward-require-roles': 'orders-reader' })).status, 200);
     assert.equal((await ask({ authorization: `Bearer ${token}`, 'x-keyward-require-scopes': 'orders:write' })).status, 403);
+  });
+
+  test('RFC 9449: a DPoP-bound token passes with a proof for the request the gateway names in X-Forwarded-*', async () => {
+    const { privateKey, publicKey } = await generateKeyPair('ES256');
+    const jwk = await exportJWK(publicKey);
+    const token = await issuer.token({ cnf: { jkt: await calculateJwkThumbprint(jwk) } });
+    const proof = (htu: string) => new SignJWT({ jti: randomUUID(), htm: 'POST', htu, iat: Math.floor(Date.now() / 1000), ath: createHash('sha256').update(token).digest('base64url') })
+      .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk }).sign(privateKey);
+    const forwarded = { 'x-forwarded-method': 'POST', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'api.example.test', 'x-forwarded-uri': '/orders?x=1' };
+    const ok = await ask({ authorization: `DPoP ${token}`, dpop: await proof('https://api.example.test/orders'), ...forwarded });
+    assert.equal(ok.status, 200);
+    const elsewhere = await ask({ authorization: `DPoP ${token}`, dpop: await proof('https://api.example.test/invoices'), ...forwarded });
+    assert.equal(elsewhere.status, 401);
+    assert.match(elsewhere.headers.get('www-authenticate')!, /^DPoP error="invalid_token".*htu/);
+    // RFC 9449 §7.1: presented as a plain bearer token, a bound token is refused.
+    assert.equal((await ask({ authorization: `Bearer ${token}` })).status, 401);
+  });
+
+  test('RFC 8705: a certificate-bound token passes with the certificate the gateway forwards (nginx $ssl_client_escaped_cert)', async () => {
+    const der = Buffer.from('30820122300d06092a864886f70d01010105000382010f00', 'hex');
+    const pem = `-----BEGIN CERTIFICATE-----\n${der.toString('base64')}\n-----END CERTIFICATE-----\n`;
+    const token = await issuer.token({ cnf: { 'x5t#S256': createHash('sha256').update(der).digest('base64url') } });
+    assert.equal((await ask({ authorization: `Bearer ${token}`, 'x-keyward-client-cert': encodeURIComponent(pem) })).status, 200);
+    assert.equal((await ask({ authorization: `Bearer ${token}` })).status, 401);
   });
 
   test('/healthz reports the key set; /metrics counts decisions and fetches', async () => {
