@@ -39,7 +39,7 @@ export async function createDomain(config: Config, store: Store, logger: Logger,
     resources: new ResourceService(store.prisma, changes),
     users: new UserService(store.prisma, changes),
     keys: new KeyStore(store.prisma, kek),
-    audit: new AuditWriter(store.sql, logger, now, { maxBuffered: config.auditBufferMax }),
+    audit: new AuditWriter(store.sql, logger, now, { maxBuffered: config.auditBufferMax, logLevel: config.auditLogLevel }),
     keySettings: async () => lifecycleSettings({
       rotationIntervalMs: config.keyRotationIntervalMs,
       longestTokenTtlSeconds: await longestTokenTtlSeconds(store.prisma),

@@ -96,6 +96,7 @@ const schema = z.object({
   KEYWARD_RATE_LIMIT_LOGIN: rate.default({ points: 300, durationMs: 60_000 }),
   KEYWARD_RATE_LIMIT_DEVICE: rate.default({ points: 120, durationMs: 60_000 }),
   KEYWARD_AUDIT_BUFFER_MAX: z.coerce.number().int().min(100).max(10_000_000).default(50_000),
+  KEYWARD_AUDIT_LOG: z.enum(['debug', 'info']).default('debug'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -125,6 +126,8 @@ export interface Config {
   rateLimits: { token: Rate; login: Rate; device: Rate } | undefined;
   /** Most audit events held while the store does not take them. */
   auditBufferMax: number;
+  /** Level of the log line each audit event becomes (KEYWARD_AUDIT_LOG): `debug` unless asked for `info`. */
+  auditLogLevel: 'debug' | 'info';
   logLevel: z.infer<typeof schema>['LOG_LEVEL'];
 }
 
@@ -161,6 +164,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     rateLimits: e.KEYWARD_RATE_LIMIT === 'off' ? undefined
       : { token: e.KEYWARD_RATE_LIMIT_TOKEN, login: e.KEYWARD_RATE_LIMIT_LOGIN, device: e.KEYWARD_RATE_LIMIT_DEVICE },
     auditBufferMax: e.KEYWARD_AUDIT_BUFFER_MAX,
+    auditLogLevel: e.KEYWARD_AUDIT_LOG,
     logLevel: e.LOG_LEVEL,
   };
 }
