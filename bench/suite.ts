@@ -86,6 +86,8 @@ async function serveKeyward(databaseUrl: string, clientCount: number): Promise<T
     const config = loadConfig({
       PORT: String(port), HOST: '127.0.0.1', ISSUER: url, DATABASE_URL: databaseUrl, KEYWARD_KEK: KEK,
       KEYWARD_SIGNING_ALGS: ALGS.join(','), KEYWARD_RATE_LIMIT: 'off', LOG_LEVEL: 'info',
+      // bench/profile.ts compares with audit events as info lines (before issue 13 §1).
+      ...(process.env.BENCH_AUDIT_LOG ? { KEYWARD_AUDIT_LOG: process.env.BENCH_AUDIT_LOG } : {}),
     });
     // Production logging: info lines to stdout (which the parent sends to /dev/null).
     const keyward = await createKeyward(config, { logger: createLogger('info') });
@@ -452,6 +454,10 @@ if (role === 'serve-keyward' || role === 'serve-baseline') {
     ? await serveKeyward(process.env.BENCH_DATABASE_URL!, Number(process.env.BENCH_CLIENTS ?? 1))
     : await serveBaseline();
   process.send!(target);
+  // bench/profile.ts asks for a normal exit, so that --cpu-prof writes its profile.
+  process.on('message', (message) => {
+    if (message === 'exit') process.exit(0);
+  });
 } else {
   await main();
 }
