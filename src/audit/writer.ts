@@ -128,6 +128,8 @@ export class AuditWriter {
   readonly #observers = new Set<Observer>();
   readonly #dropped = { overflow: 0, unstorable: 0 };
   #overflowing = false;
+  /** The last batch failed (the store is away): wait for the timer instead of retrying per event, log once. */
+  #failing = false;
 
   constructor(
     private readonly sql: Sql,
@@ -198,10 +200,13 @@ export class AuditWriter {
           this.#buffer.unshift(...failure.unwritten);
           this.#cap();
           const { error } = failure;
-          this.logger.error({ err: errorFields(error) }, 'audit batch write failed; will retry');
+          if (!this.#failing) this.logger.error({ err: errorFields(error) }, 'audit batch write failed; will retry');
+          this.#failing = true;
           return;
         }
       }
+      if (this.#failing) this.logger.info('audit writes resumed');
+      this.#failing = false;
       if (this.#overflowing) {
         this.#overflowing = false;
         this.logger.warn({ dropped: this.#dropped.overflow }, 'audit buffer drained; events are written again');
@@ -278,7 +283,7 @@ export class AuditWriter {
     // Checked first: the ECS object is not even built when the line would be dropped.
     if (this.logger.isLevelEnabled(this.#logLevel)) this.logger[this.#logLevel](ecsFields(event), `audit ${event.type}`);
     this.#cap();
-    if (this.#buffer.length >= this.#batchSize) void this.flush();
+    if (this.#buffer.length >= this.#batchSize && !this.#failing) void this.flush();
   }
 
   /** Drops the oldest events beyond the cap; one error line per episode, every drop counted. */

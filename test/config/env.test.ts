@@ -90,6 +90,22 @@ describe('loadConfig', () => {
   });
 });
 
+describe('database timeouts and cache staleness (issue 11: fail fast, bounded staleness)', () => {
+  test('defaults: connect 2 s, statement 5 s, pool 10, cache staleness 5 minutes', () => {
+    const config = loadConfig({});
+    assert.deepEqual(config.db, { connectTimeoutMs: 2_000, statementTimeoutMs: 5_000, poolSize: 10 });
+    assert.equal(config.cacheMaxStalenessMs, 300_000);
+  });
+
+  test('each is configurable; a malformed one is named', () => {
+    const config = loadConfig({ KEYWARD_DB_CONNECT_TIMEOUT: '1s', KEYWARD_DB_STATEMENT_TIMEOUT: '30s', KEYWARD_DB_POOL_SIZE: '4', KEYWARD_CACHE_MAX_STALENESS: '90s' });
+    assert.deepEqual(config.db, { connectTimeoutMs: 1_000, statementTimeoutMs: 30_000, poolSize: 4 });
+    assert.equal(config.cacheMaxStalenessMs, 90_000);
+    assertRejected({ KEYWARD_CACHE_MAX_STALENESS: 'forever' }, 'KEYWARD_CACHE_MAX_STALENESS', /duration/);
+    assertRejected({ KEYWARD_DB_CONNECT_TIMEOUT: '2000' }, 'KEYWARD_DB_CONNECT_TIMEOUT', /duration/);
+  });
+});
+
 describe('a bad value is named with its expected form', () => {
   test('malformed DATABASE_URL', () => {
     assertRejected({ DATABASE_URL: 'not a url' }, 'DATABASE_URL', /postgres:\/\//);
