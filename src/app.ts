@@ -91,7 +91,11 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
   const { logger } = options;
   const now = options.now ?? (() => new Date());
   const ownsStore = !options.store;
-  const store = options.store ?? (await openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir }));
+  const store = options.store ?? (await openStore({
+    databaseUrl: config.databaseUrl, dataDir: config.dataDir, logger, maxConnections: config.db.poolSize,
+    connectTimeoutMs: config.db.connectTimeoutMs, statementTimeoutMs: config.db.statementTimeoutMs,
+  }));
+  const onStoreOutage = () => store.countError('request');
   // Started below; released again when start-up fails (a held LISTEN connection would keep
   // the PostgreSQL pool, and so the process, from ever ending).
   let startedFeed: ChangeFeed | undefined;
@@ -102,7 +106,7 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
       if (applied.length) logger.info({ migrations: applied }, 'migrations applied');
     }
     const domain = await createDomain(config, store, logger, now);
-    const { kek, changes, clients, roles, resources, users, keys, audit, keySettings } = domain;
+    const { kek, changes, clients, roles, resources, users, keys, audit, keySettings, jwksConsumers } = domain;
     await changes.start();
     startedFeed = changes;
     audit.start();
@@ -116,7 +120,7 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
     const bootstrap = bootstrapped.acquired ? bootstrapped.value : undefined;
     if (bootstrap?.created) audit.record({ type: 'client.bootstrap', subject: bootstrap.clientId, outcome: 'success' });
 
-    await ensureInitialKeys(store.sql, keys, config.signingAlgs, now, audit);
+    await ensureInitialKeys(store.sql, keys, config.signingAlgs, now, audit, logger);
     // Read before the first build: a change racing it is then seen as a difference and reloaded.
     const loadedKeys = await keys.fingerprint();
     const cookieKeys = [deriveKey(kek, 'cookies').toString('base64url')];
@@ -125,31 +129,54 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
     const revocations = new RevokedTokens(store.prisma);
     const auditTrail = new AuditQuery(store.prisma);
     const adapter = oidcArtifactAdapters(store.prisma, now);
-    const build = async () => createProvider({
-      issuer: config.issuer, proxyHops: config.proxyHops, adapter, revocations, clients, roles, resources, now, cookieKeys,
-      jwks: providerJwks(await keys.loadUsable()),
-      userRoles: (userId) => users.rolesOf(userId),
-      allowPrivateNetworks: config.allowPrivateJwksUri,
-      pageHeaders: providerPageHeaders,
-      extra: [accountConfiguration(users), interactionConfiguration()] as Partial<Configuration>[],
-      audit,
-      tokenFingerprint: (value) => hmacSha256(tokenAuditKey, value).toString('base64url'),
+    const build = async () => {
+      const jwks = providerJwks(await keys.loadUsable());
+      const built = createProvider({
+        issuer: config.issuer, proxyHops: config.proxyHops, adapter, revocations, clients, roles, resources, now, cookieKeys, jwks,
+        userRoles: (userId) => users.rolesOf(userId),
+        allowPrivateNetworks: config.allowPrivateJwksUri,
+        pageHeaders: providerPageHeaders,
+        extra: [accountConfiguration(users), interactionConfiguration()] as Partial<Configuration>[],
+        audit, onStoreOutage,
+        tokenFingerprint: (value) => hmacSha256(tokenAuditKey, value).toString('base64url'),
+      });
+      return { built, jwks };
+    };
+    const first = await build();
+    const provider = new ProviderHolder(first.built, first.jwks);
+    const keyFollower = new KeySetFollower({
+      keys, changes, logger,
+      rebuild: async () => {
+        const next = await build();
+        provider.swap(next.built, next.jwks);
+      },
     });
-    const provider = new ProviderHolder(await build());
-    const keyFollower = new KeySetFollower({ keys, changes, logger, rebuild: async () => provider.swap(await build()) });
     keyFollower.start(loadedKeys);
+    jwksConsumers.start();
     const keyScheduler = new KeyScheduler({
       sql: store.sql, keys, audit, logger, now, settings: keySettings, ...(options.timers ? { timers: options.timers } : {}),
+      ...(config.keyRotationWaitForConsumers ? { waitForConsumers: { consumers: jwksConsumers, maxDelayMs: config.keyRotationMaxDelayMs } } : {}),
       changed: async () => {
         await keyFollower.reload();
         await changes.publish({ kind: 'keys' });
       },
     });
     keyScheduler.start();
-    const keyService = new KeyService({ keys, scheduler: keyScheduler, settings: keySettings, now });
+    const keyService = new KeyService({ keys, scheduler: keyScheduler, settings: keySettings, now, consumers: jwksConsumers });
     const metrics = new Metrics();
-    const routers: Router[] = [healthRoutes({ metrics, ping: () => store.ping(), keysLoaded: () => keyFollower.signing(), metricsToken: config.metricsToken })];
-    routers.push(jwksCacheRoutes(jwksMaxAgeSeconds(config.keyRotationIntervalMs)), discoveryCacheRoutes());
+    metrics.observeStore(store, {
+      now,
+      activeKeys: async () => (await keyService.list()).filter((key) => key.state === 'active').map((key) => ({
+        alg: key.alg,
+        activatedAt: new Date(key.activated_at ?? key.created_at),
+        nextRotationAt: key.next_transition_at ? new Date(key.next_transition_at) : undefined,
+      })),
+    });
+    const routers: Router[] = [healthRoutes({
+      metrics, ping: () => store.ping(), signingAlgs: config.signingAlgs, activeAlgs: () => provider.signingAlgs,
+      metricsToken: config.metricsToken,
+    })];
+    routers.push(jwksCacheRoutes(jwksMaxAgeSeconds(config.keyRotationIntervalMs), (ctx) => jwksConsumers.record(ctx.ip, ctx.get('user-agent'))), discoveryCacheRoutes());
     const throttle = new LoginThrottle(new LoginThrottleCounters(store.prisma), now);
     routers.push(interactionRoutes({
       provider, clients, resources, users, grants: new OidcGrants(store.prisma), audit, now,
@@ -159,7 +186,7 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
     }));
     routers.push(adminRouter({
       issuer: config.issuer, clients, users, roles, resources, keyService, keys, provider, changes, revocations, audit,
-      auditTrail, logger, now,
+      auditTrail, logger, now, onStoreOutage,
     }));
     const security = new SecurityMetrics(metrics.registry, {
       audit: () => audit.stats(),
@@ -172,7 +199,9 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
       if (r.kind === 'page') return refusalPage(ctx, r.status, r.error, r.description, r.headers);
       return oauthAnswer(ctx, r.status, r.error, r.description, r.headers);
     };
-    const app = createHttpApp({ issuer: config.issuer, logger, metrics, security, provider, routers, proxyHops: config.proxyHops, rateLimits: config.rateLimits, answer });
+    const app = createHttpApp({
+      issuer: config.issuer, logger, metrics, security, provider, routers, proxyHops: config.proxyHops, rateLimits: config.rateLimits, answer, onStoreOutage,
+    });
     const stopAuditRetention = startAuditRetention({ prisma: store.prisma, logger, now, retentionMs: config.auditRetentionMs });
 
     // Once at start and then periodically; every instance may purge, the deletes are idempotent.
@@ -217,6 +246,7 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
         }
         await keyScheduler.stop();
         await keyFollower.stop();
+        await jwksConsumers.stop();
         await audit.stop();
         await changes.stop();
         if (ownsStore) await store.close();

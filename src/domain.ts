@@ -5,6 +5,7 @@ import { ResourceService } from './identity/resources.ts';
 import { RoleService } from './identity/roles.ts';
 import { SecretHasher } from './identity/secrets.ts';
 import { UserService } from './identity/users.ts';
+import { JwksConsumers } from './keys/consumers.ts';
 import { loadKek } from './keys/kek.ts';
 import { lifecycleSettings, type LifecycleSettings } from './keys/lifecycle.ts';
 import { KeyStore } from './keys/store.ts';
@@ -23,6 +24,8 @@ export interface Domain {
   users: UserService;
   keys: KeyStore;
   audit: AuditWriter;
+  /** Who fetches the JWKS (rotation readiness); the server records and starts it, the CLI only reads. */
+  jwksConsumers: JwksConsumers;
   /** Key-lifecycle settings; read on demand because token TTLs live in the store. */
   keySettings: () => Promise<LifecycleSettings>;
 }
@@ -30,7 +33,7 @@ export interface Domain {
 /** Builds the graph without starting anything (no timers, no LISTEN). */
 export async function createDomain(config: Config, store: Store, logger: Logger, now: () => Date): Promise<Domain> {
   const kek = await loadKek(config.kek, config.kekFile);
-  const changes = new ChangeFeed(store.kind === 'postgres' ? store.sql : undefined);
+  const changes = new ChangeFeed(store.kind === 'postgres' ? store.sql : undefined, { logger, maxStalenessMs: config.cacheMaxStalenessMs });
   return {
     kek,
     changes,
@@ -39,7 +42,8 @@ export async function createDomain(config: Config, store: Store, logger: Logger,
     resources: new ResourceService(store.prisma, changes),
     users: new UserService(store.prisma, changes),
     keys: new KeyStore(store.prisma, kek),
-    audit: new AuditWriter(store.sql, logger, now, { maxBuffered: config.auditBufferMax }),
+    audit: new AuditWriter(store.sql, logger, now, { maxBuffered: config.auditBufferMax, logLevel: config.auditLogLevel }),
+    jwksConsumers: new JwksConsumers({ sql: store.sql, logger, now }),
     keySettings: async () => lifecycleSettings({
       rotationIntervalMs: config.keyRotationIntervalMs,
       longestTokenTtlSeconds: await longestTokenTtlSeconds(store.prisma),

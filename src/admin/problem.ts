@@ -1,6 +1,7 @@
 import type Koa from 'koa';
 import { z } from 'zod';
 import { Conflict, DomainError, Invalid, NotFound } from '../domain/errors.ts';
+import { isStoreUnavailable } from '../store/unavailable.ts';
 
 export interface FieldError {
   field: string;
@@ -10,11 +11,13 @@ export interface FieldError {
 const TITLES: Record<number, string> = {
   400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed',
   409: 'Conflict', 413: 'Content Too Large', 415: 'Unsupported Media Type', 429: 'Too Many Requests', 500: 'Internal Server Error',
+  503: 'Service Unavailable',
 };
 
 const SLUGS: Record<number, string> = {
   400: 'invalid-request', 401: 'unauthorized', 403: 'forbidden', 404: 'not-found', 405: 'method-not-allowed',
   409: 'conflict', 413: 'content-too-large', 415: 'unsupported-media-type', 429: 'too-many-requests', 500: 'internal',
+  503: 'unavailable',
 };
 
 /** The one error type of the admin API, rendered as RFC 9457 problem details. */
@@ -24,8 +27,10 @@ export class Problem extends Error {
     readonly status: number,
     readonly detail: string,
     readonly errors?: FieldError[],
-    /** Response headers the problem implies (WWW-Authenticate, Allow). */
+    /** Response headers the problem implies (WWW-Authenticate, Allow, Retry-After). */
     readonly headers: Record<string, string> = {},
+    /** RFC 9457 §3.2 extension members, e.g. `possible_at` of a refused key rotation. */
+    readonly extensions: Record<string, string> = {},
   ) {
     super(detail);
   }
@@ -37,6 +42,7 @@ export class Problem extends Error {
       status: this.status,
       detail: this.detail,
       ...(this.errors?.length ? { errors: this.errors } : {}),
+      ...this.extensions,
     };
   }
 }
@@ -47,6 +53,7 @@ export interface ProblemBody {
   status: number;
   detail: string;
   errors?: FieldError[];
+  [extension: string]: unknown;
 }
 
 /** The schema of every error body, for the OpenAPI document. */
@@ -56,6 +63,7 @@ export const ProblemSchema = z.object({
   status: z.number().int(),
   detail: z.string(),
   errors: z.array(z.object({ field: z.string(), message: z.string() })).optional(),
+  possible_at: z.string().optional().describe('When a refused key rotation becomes possible'),
 });
 
 /** A field path as clients name it: `redirect_uris[0]`, `jwks.keys[1].kty`. */
@@ -76,10 +84,16 @@ export function validationProblem(error: z.ZodError, where: 'body' | 'query' | '
 /** Maps domain errors to problems; anything else stays an unexpected error (500). */
 export function toProblem(error: unknown): Problem | undefined {
   if (error instanceof Problem) return error;
+  if (isStoreUnavailable(error)) {
+    return new Problem(503, 'the database is unreachable; retry shortly', undefined, { 'Retry-After': '2' });
+  }
   if (error instanceof DomainError) {
     const fields = Object.entries(error.fields ?? {}).map(([field, message]) => ({ field, message }));
     if (error instanceof NotFound) return new Problem(404, error.message);
-    if (error instanceof Conflict) return new Problem(409, error.message, fields);
+    if (error instanceof Conflict) {
+      if (!error.retryAt) return new Problem(409, error.message, fields);
+      return new Problem(409, error.message, fields, { 'Retry-After': error.retryAt.toUTCString() }, { possible_at: error.retryAt.toISOString() });
+    }
     if (error instanceof Invalid) return new Problem(400, error.message, fields);
   }
   return undefined;

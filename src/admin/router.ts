@@ -26,6 +26,8 @@ export interface AdminDeps extends AdminAuthDeps {
   audit: AuditWriter;
   auditTrail: Pick<AuditQuery, 'find'>;
   logger: Logger;
+  /** Called for each request answered 503 because the store was unreachable (metrics). */
+  onStoreOutage?: () => void;
 }
 
 /** Every operation of the admin API; the router and the OpenAPI document are both made from it. */
@@ -62,6 +64,7 @@ export function adminRouter(deps: AdminDeps): Router {
 
   const fail = (ctx: Koa.Context, error: unknown) => {
     const problem = toProblem(error);
+    if (problem?.status === 503) deps.onStoreOutage?.();
     if (problem) return sendProblem(ctx, problem);
     deps.logger.error({ err: safeError(error), path: ctx.path, method: ctx.method }, 'admin request failed');
     sendProblem(ctx, new Problem(500, 'an unexpected error occurred; it has been logged'));

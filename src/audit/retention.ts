@@ -1,10 +1,10 @@
 import { errorFields, type Logger } from '../log/logger.ts';
+import { deleteOlderThan } from '../store/purge.ts';
 import type { PrismaClient } from '../store/store.ts';
 
 /** Deletes audit events older than `retentionMs`; returns how many went. */
 export async function purgeAuditEvents(prisma: PrismaClient, now: Date, retentionMs: number): Promise<number> {
-  const { count } = await prisma.auditEvent.deleteMany({ where: { at: { lt: new Date(now.getTime() - retentionMs) } } });
-  return count;
+  return deleteOlderThan(prisma, 'audit_events', new Date(now.getTime() - retentionMs));
 }
 
 export interface AuditRetentionOptions {

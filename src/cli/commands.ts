@@ -215,7 +215,7 @@ export const COMMANDS: Command[] = [
     },
   },
   {
-    name: 'keys rotate', changes: true, args: '', summary: 'Rotate signing keys now (--emergency retires the active key at once)',
+    name: 'keys rotate', changes: true, args: '', summary: 'Activate the next signing key now (refused until every cached JWKS holds it; --emergency also withdraws the current key at once)',
     options: { alg: { type: 'string' }, emergency: { type: 'boolean' } }, needs: 'services',
     async run({ values }, deps) {
       const body = parse(keyRotate, defined({ alg: str(values.alg), emergency: values.emergency === true ? true : undefined }));
@@ -282,6 +282,7 @@ async function exportKeys(keys: SigningKeyRecord[], only: string | undefined): P
   return out;
 }
 
-function keyLine(k: { kid: string; alg: string; state: string; next_state?: string; next_transition_at?: string }): string {
-  return `${k.kid}  ${k.alg}  ${k.state}${k.next_state ? `  → ${k.next_state} at ${k.next_transition_at}` : ''}`;
+function keyLine(k: { kid: string; alg: string; state: string; role?: string; rotatable_at?: string; next_state?: string; next_transition_at?: string }): string {
+  return `${k.kid}  ${k.alg}  ${k.state}${k.role ? ` (${k.role})` : ''}${k.next_state ? `  → ${k.next_state} at ${k.next_transition_at}` : ''}`
+    + (k.rotatable_at ? `  rotatable from ${k.rotatable_at}` : '');
 }

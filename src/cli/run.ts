@@ -94,7 +94,7 @@ export async function run(argv: string[], io: Io, options: { store?: Store } = {
   // Logs go to stderr so that stdout holds only the command's output.
   const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, io.stderr);
   // An open store may be handed in (tests share one); otherwise the environment names it.
-  const store = options.store ?? await openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+  const store = options.store ?? await openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, connectTimeoutMs: config.db.connectTimeoutMs, statementTimeoutMs: config.db.statementTimeoutMs, maxConnections: config.db.poolSize });
   let services;
   try {
     if (command.needs === 'services') {

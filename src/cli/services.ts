@@ -31,7 +31,7 @@ export interface Services {
 
 export async function createServices(config: Config, store: Store, logger: Logger, now: () => Date = () => new Date()): Promise<Services> {
   // Changes are only published: running servers on the same PostgreSQL drop their caches through NOTIFY.
-  const { changes, clients, users, roles, resources, keys, audit, keySettings: settings } = await createDomain(config, store, logger, now);
+  const { changes, clients, users, roles, resources, keys, audit, keySettings: settings, jwksConsumers } = await createDomain(config, store, logger, now);
   // Never started: the CLI performs the transitions it is asked for and nothing on a timer.
   const scheduler = new KeyScheduler({
     sql: store.sql, keys, audit, logger, now, settings,
@@ -39,7 +39,7 @@ export async function createServices(config: Config, store: Store, logger: Logge
   });
   return {
     store, clients, users, roles, resources, audit, keys,
-    keyService: new KeyService({ keys, scheduler, settings, now }),
+    keyService: new KeyService({ keys, scheduler, settings, now, consumers: jwksConsumers }),
     actor: `cli:${safeUsername()}`,
     async close() {
       await scheduler.stop();

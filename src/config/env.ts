@@ -85,6 +85,8 @@ const schema = z.object({
   KEYWARD_BOOTSTRAP_ADMIN_CLIENT_ID: z.string().min(CHOSEN_CLIENT_ID_MIN, clientIdForm).regex(CLIENT_ID, clientIdForm).optional(),
   KEYWARD_BOOTSTRAP_ADMIN_CLIENT_SECRET: z.string().min(32, 'expected at least 32 characters').max(512).optional(),
   KEYWARD_KEY_ROTATION_INTERVAL: duration.default(30 * 86_400_000),
+  KEYWARD_KEY_ROTATION_WAIT_FOR_CONSUMERS: boolean.default(false),
+  KEYWARD_KEY_ROTATION_MAX_DELAY: duration.default(7 * 86_400_000),
   KEYWARD_SIGNING_ALGS: signingAlgs.default(['ES256', 'RS256']),
   KEYWARD_AUDIT_RETENTION: duration.default(90 * 86_400_000),
   KEYWARD_SHUTDOWN_TIMEOUT: duration.default(10_000),
@@ -96,6 +98,11 @@ const schema = z.object({
   KEYWARD_RATE_LIMIT_LOGIN: rate.default({ points: 300, durationMs: 60_000 }),
   KEYWARD_RATE_LIMIT_DEVICE: rate.default({ points: 120, durationMs: 60_000 }),
   KEYWARD_AUDIT_BUFFER_MAX: z.coerce.number().int().min(100).max(10_000_000).default(50_000),
+  KEYWARD_AUDIT_LOG: z.enum(['debug', 'info']).default('debug'),
+  KEYWARD_DB_CONNECT_TIMEOUT: duration.default(2_000),
+  KEYWARD_DB_STATEMENT_TIMEOUT: duration.default(5_000),
+  KEYWARD_DB_POOL_SIZE: z.coerce.number().int().min(2).max(200).default(10),
+  KEYWARD_CACHE_MAX_STALENESS: duration.default(5 * 60_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -111,6 +118,9 @@ export interface Config {
   autoMigrate: boolean;
   bootstrapAdmin: { clientId: string | undefined; clientSecret: string | undefined };
   keyRotationIntervalMs: number;
+  /** Scheduled rotation waits until every JWKS consumer seen recently has fetched the next key, at most keyRotationMaxDelayMs. */
+  keyRotationWaitForConsumers: boolean;
+  keyRotationMaxDelayMs: number;
   /** Algorithms that always have a signing key (KEYWARD_SIGNING_ALGS). */
   signingAlgs: SigningAlg[];
   auditRetentionMs: number;
@@ -125,6 +135,12 @@ export interface Config {
   rateLimits: { token: Rate; login: Rate; device: Rate } | undefined;
   /** Most audit events held while the store does not take them. */
   auditBufferMax: number;
+  /** Level of the log line each audit event becomes (KEYWARD_AUDIT_LOG): `debug` unless asked for `info`. */
+  auditLogLevel: 'debug' | 'info';
+  /** PostgreSQL connection settings: fail fast rather than hang when the database is away. */
+  db: { connectTimeoutMs: number; statementTimeoutMs: number; poolSize: number };
+  /** How long cached clients, roles and resources stay in use without word from the store (LISTEN down). */
+  cacheMaxStalenessMs: number;
   logLevel: z.infer<typeof schema>['LOG_LEVEL'];
 }
 
@@ -152,6 +168,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     autoMigrate: e.KEYWARD_AUTO_MIGRATE,
     bootstrapAdmin: { clientId: e.KEYWARD_BOOTSTRAP_ADMIN_CLIENT_ID, clientSecret: e.KEYWARD_BOOTSTRAP_ADMIN_CLIENT_SECRET },
     keyRotationIntervalMs: e.KEYWARD_KEY_ROTATION_INTERVAL,
+    keyRotationWaitForConsumers: e.KEYWARD_KEY_ROTATION_WAIT_FOR_CONSUMERS,
+    keyRotationMaxDelayMs: e.KEYWARD_KEY_ROTATION_MAX_DELAY,
     signingAlgs: e.KEYWARD_SIGNING_ALGS,
     auditRetentionMs: e.KEYWARD_AUDIT_RETENTION,
     shutdownTimeoutMs: e.KEYWARD_SHUTDOWN_TIMEOUT,
@@ -161,6 +179,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     rateLimits: e.KEYWARD_RATE_LIMIT === 'off' ? undefined
       : { token: e.KEYWARD_RATE_LIMIT_TOKEN, login: e.KEYWARD_RATE_LIMIT_LOGIN, device: e.KEYWARD_RATE_LIMIT_DEVICE },
     auditBufferMax: e.KEYWARD_AUDIT_BUFFER_MAX,
+    auditLogLevel: e.KEYWARD_AUDIT_LOG,
+    db: { connectTimeoutMs: e.KEYWARD_DB_CONNECT_TIMEOUT, statementTimeoutMs: e.KEYWARD_DB_STATEMENT_TIMEOUT, poolSize: e.KEYWARD_DB_POOL_SIZE },
+    cacheMaxStalenessMs: e.KEYWARD_CACHE_MAX_STALENESS,
     logLevel: e.LOG_LEVEL,
   };
 }

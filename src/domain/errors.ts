@@ -9,6 +9,8 @@ export class NotFound extends DomainError {
 }
 export class Conflict extends DomainError {
   override name = 'Conflict';
+  /** When the same request can succeed (a conflict that time resolves); answered as Retry-After. */
+  readonly retryAt: Date | undefined = undefined;
 }
 export class Invalid extends DomainError {
   override name = 'Invalid';

@@ -2,6 +2,7 @@ import type Router from '@koa/router';
 import Koa from 'koa';
 import type { Rate } from '../config/env.ts';
 import { errorFields as loggedError, type Logger } from '../log/logger.ts';
+import { isStoreUnavailable } from '../store/unavailable.ts';
 import type { ProviderHolder } from '../oidc/holder.ts';
 import type { Metrics, SecurityMetrics } from './metrics.ts';
 import { endpointKind, readProviderBody, refuseUnstorableInput, type EdgeAnswer } from './poison.ts';
@@ -24,6 +25,8 @@ export interface HttpDeps {
   rateLimits: Record<LimitedEndpoint, Rate> | undefined;
   /** Renders a refusal (bad input, rate limit) in the format of the endpoint it was sent to. */
   answer: EdgeAnswer;
+  /** Called for each request answered 503 because the store was unreachable (metrics). */
+  onStoreOutage?: () => void;
 }
 
 const HSTS_MAX_AGE_SECONDS = 365 * 86_400;
@@ -54,6 +57,16 @@ export function createHttpApp(deps: HttpDeps): Koa {
     try {
       await next();
     } catch (error) {
+      if (isStoreUnavailable(error)) {
+        // The database is away: the caller may retry, nothing here is broken.
+        deps.onStoreOutage?.();
+        ctx.status = 503;
+        ctx.set('Retry-After', '2');
+        ctx.set('Cache-Control', 'no-store');
+        ctx.type = 'application/problem+json';
+        ctx.body = { type: 'urn:keyward:problem:unavailable', title: 'Service Unavailable', status: 503, detail: 'the database is unreachable; retry shortly' };
+        return;
+      }
       // Last line of defence: a bug must answer 500, not crash or leak a stack trace.
       deps.logger.error({ err: { ...loggedError(error), stack: (error as Error).stack }, path: ctx.path }, 'unhandled error');
       ctx.status = 500;

@@ -6,8 +6,12 @@ export interface HealthDeps {
   metrics: Metrics;
   /** Resolves when the store answers. */
   ping(): Promise<void>;
-  /** True once a signing key set is loaded. */
-  keysLoaded(): boolean;
+  /** The algorithms that must each have an active key (KEYWARD_SIGNING_ALGS). */
+  signingAlgs: readonly string[];
+  /** The algorithms the running provider can sign with now. */
+  activeAlgs(): ReadonlySet<string>;
+  /** How long the store may take to answer before /readyz calls it unreachable. */
+  pingTimeoutMs?: number;
   /** KEYWARD_METRICS_TOKEN: when set, /metrics answers only `Authorization: Bearer <token>`. */
   metricsToken?: string | undefined;
 }
@@ -17,7 +21,22 @@ function bearerMatches(header: string, token: string): boolean {
   return /^Bearer\s+/i.test(header) && timingSafeEqual(presented, createHash('sha256').update(token).digest());
 }
 
-/** Liveness, readiness and metrics. */
+const DEFAULT_PING_TIMEOUT_MS = 2_000;
+
+/** Rejects when `promise` has not settled within `ms`. */
+function within<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('timed out')), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Liveness, readiness and metrics. /healthz answers while the process can; /readyz is 503
+ * while the store does not answer (within 2 s) or a configured algorithm has no active key in
+ * the running provider, so a load balancer sends requests elsewhere.
+ */
 export function healthRoutes(deps: HealthDeps): Router {
   const router = new Router();
   router.get('/healthz', (ctx) => {
@@ -26,9 +45,11 @@ export function healthRoutes(deps: HealthDeps): Router {
   });
   router.get('/readyz', async (ctx) => {
     ctx.set('Cache-Control', 'no-store');
-    const checks = { store: 'ok', keys: deps.keysLoaded() ? 'ok' : 'not loaded' };
+    const active = deps.activeAlgs();
+    const missing = deps.signingAlgs.filter((alg) => !active.has(alg));
+    const checks = { store: 'ok', keys: missing.length ? `no active key for ${missing.join(', ')}` : 'ok' };
     try {
-      await deps.ping();
+      await within(deps.ping(), deps.pingTimeoutMs ?? DEFAULT_PING_TIMEOUT_MS);
     } catch {
       checks.store = 'unreachable';
     }

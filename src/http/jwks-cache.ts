@@ -1,16 +1,19 @@
 import Router from '@koa/router';
+import type Koa from 'koa';
 
 /**
- * `Cache-Control` on the JWKS, which oidc-provider serves without one. The max-age must not
- * exceed the staging lead of new signing keys: a consumer's cached copy then always expires
- * before a key it has not seen starts signing (see keys/lifecycle.ts).
+ * `Cache-Control` on the JWKS, which oidc-provider serves without one. A next key is
+ * activated by hand only once it has been published for this max-age, so a consumer's cached
+ * copy then always holds it (see keys/lifecycle.ts). `onFetch` notes each fetch for the
+ * readiness view; it must not do I/O (keys/consumers.ts batches the writes).
  */
-export function jwksCacheRoutes(maxAgeSeconds: number, path = '/jwks'): Router {
+export function jwksCacheRoutes(maxAgeSeconds: number, onFetch?: (ctx: Koa.Context) => void, path = '/jwks'): Router {
   const router = new Router();
   router.get(path, async (ctx, next) => {
     // Set on the raw response: oidc-provider writes the body itself and keeps headers already set.
     ctx.set('Cache-Control', `public, max-age=${maxAgeSeconds}`);
     await next();
+    if (ctx.status === 200) onFetch?.(ctx);
   });
   return router;
 }

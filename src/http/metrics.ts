@@ -1,6 +1,21 @@
 import type Koa from 'koa';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
+/** What /metrics reads from the store at each scrape (src/store/store.ts StoreStats). */
+export interface StoreMetricsSource {
+  stats(): {
+    pool: { total: number; idle: number; waiting: number } | undefined;
+    errors: Record<string, number>;
+    listenReconnects: number;
+  };
+}
+
+/** The signing keys as /metrics shows them: per algorithm, when the active key began signing and when it is replaced. */
+export interface KeyMetricsSource {
+  activeKeys(): Promise<{ alg: string; activatedAt: Date; nextRotationAt: Date | undefined }[]>;
+  now(): Date;
+}
+
 /** Prometheus registry with process metrics and a request-duration histogram. */
 export class Metrics {
   readonly registry = new Registry();
@@ -18,6 +33,64 @@ export class Metrics {
       registers: [this.registry],
     });
   }
+
+  // --- Database and signing keys (issue 11): read at scrape time from the store and the key list. ---
+  /**
+   * Pool connections in use, idle and waiting; store errors by kind; LISTEN reconnects; per
+   * algorithm the age of the active signing key and the seconds until the next rotation. A
+   * scrape during a database outage shows the key values last read.
+   */
+  observeStore(store: StoreMetricsSource, keys: KeyMetricsSource): void {
+    const registers = [this.registry];
+    new Gauge({
+      name: 'keyward_db_pool_connections', help: 'PostgreSQL pool connections by state (in_use, idle, waiting requests)',
+      labelNames: ['state'], registers,
+      collect() {
+        const { pool } = store.stats();
+        if (!pool) return;
+        this.set({ state: 'in_use' }, pool.total - pool.idle);
+        this.set({ state: 'idle' }, pool.idle);
+        this.set({ state: 'waiting' }, pool.waiting);
+      },
+    });
+    const counted = (name: string, help: string, read: () => Record<string, number>, label: string) => {
+      const seen: Record<string, number> = {};
+      new Counter({
+        name, help, labelNames: [label], registers,
+        collect() {
+          for (const [kind, total] of Object.entries(read())) {
+            this.inc({ [label]: kind }, total - (seen[kind] ?? 0));
+            seen[kind] = total;
+          }
+        },
+      });
+    };
+    counted('keyward_store_errors_total', 'Store failures by kind: connection (a connection broke), ping, request (answered 503)', () => store.stats().errors, 'kind');
+    counted('keyward_listen_reconnects_total', 'LISTEN connections re-established after a loss', () => ({ changes: store.stats().listenReconnects }), 'channel');
+    let last: Awaited<ReturnType<KeyMetricsSource['activeKeys']>> = [];
+    let reading: Promise<typeof last> | undefined;
+    // Both key gauges are collected in one scrape: one read of the key list serves them.
+    const read = () => reading ??= keys.activeKeys().then((value) => (last = value), () => last).finally(() => {
+      setTimeout(() => (reading = undefined), 1_000).unref();
+    });
+    new Gauge({
+      name: 'keyward_signing_key_age_seconds', help: 'Seconds since the active signing key of each algorithm began signing',
+      labelNames: ['alg'], registers,
+      async collect() {
+        const now = keys.now().getTime();
+        for (const key of await read()) this.set({ alg: key.alg }, Math.max(0, (now - key.activatedAt.getTime()) / 1000));
+      },
+    });
+    new Gauge({
+      name: 'keyward_signing_key_next_rotation_seconds', help: 'Seconds until the next key of each algorithm begins signing (scheduled rotation)',
+      labelNames: ['alg'], registers,
+      async collect() {
+        const now = keys.now().getTime();
+        for (const key of await read()) if (key.nextRotationAt) this.set({ alg: key.alg }, Math.max(0, (key.nextRotationAt.getTime() - now) / 1000));
+      },
+    });
+  }
+  // --- end of database and signing keys ---
 
   /** Times every request; the route label is a template, never a raw path (bounded cardinality). */
   middleware(routeOf: (ctx: Koa.Context) => string): Koa.Middleware {

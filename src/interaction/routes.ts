@@ -8,6 +8,7 @@ import type { PasswordAuthenticator } from '../identity/password-login.ts';
 import type { ResourceService } from '../identity/resources.ts';
 import type { UserService } from '../identity/users.ts';
 import type { ProviderHolder } from '../oidc/holder.ts';
+import { isStoreUnavailable } from '../store/unavailable.ts';
 import { describe, grantMissing, missingConsent, previouslyAllowed, requestedResources, type GrantHistory } from './consent.ts';
 import type { CsrfTokens } from './csrf.ts';
 import { BadForm, readForm } from './form.ts';
@@ -65,6 +66,10 @@ export function interactionRoutes(deps: InteractionDeps): Router {
       if (error instanceof PageError) return render(ctx, error.status, errorPage(error.view));
       if (error instanceof errors.SessionNotFound) return render(ctx, 400, errorPage(EXPIRED));
       if (error instanceof BadForm) return render(ctx, 400, errorPage({ title: 'Bad request', message: 'The form could not be read. Go back and try again.' }));
+      if (isStoreUnavailable(error)) {
+        ctx.set('Retry-After', '2');
+        return render(ctx, 503, errorPage({ title: 'Temporarily unavailable', message: 'The service cannot reach its database. Try again in a moment.' }));
+      }
       throw error;
     }
   });

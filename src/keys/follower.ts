@@ -50,15 +50,6 @@ export class KeySetFollower {
     return this.#running ?? Promise.resolve();
   }
 
-  /**
-   * True while the key set being served holds an active key, i.e. this instance can sign
-   * (readiness: staged and retiring keys only verify). Read from the fingerprint of the loaded
-   * set, whose entries are `kid:state` (KeyStore.fingerprint).
-   */
-  signing(): boolean {
-    return this.#loaded !== undefined && this.#loaded.split(',').some((entry) => entry.endsWith(':active'));
-  }
-
   /** Reloads unconditionally (after this instance changed the keys, or on request). */
   reload(): Promise<void> {
     return this.#sync(true);

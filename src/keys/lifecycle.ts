@@ -2,9 +2,17 @@ import type { SigningAlg } from './algorithms.ts';
 import type { KeyState, SigningKeyRecord } from './store.ts';
 
 /**
- * The signing-key state machine, `staged → active → retiring → retired`, as pure functions of
- * (stored keys, now, settings). Every time is derived from the timestamps stored on the keys,
- * never from process uptime, so a restarted instance resumes the schedule where it was.
+ * The signing-key state machine as pure functions of (stored keys, now, settings). Per
+ * algorithm there is always one `active` key (current, signs), one `staged` key (next,
+ * published, verify-only) and the `retiring` keys (previous) whose tokens may still be alive:
+ *
+ *   staged (next) ──▶ active (current) ──▶ retiring (previous) ──▶ retired (gone)
+ *
+ * The next key is created when its predecessor becomes active, so it is published for a
+ * whole rotation interval before it signs; every JWKS served since the current key began
+ * signing already holds it, which is what makes an immediate manual rotation safe once the
+ * JWKS cache lifetime has passed. Every time is derived from the timestamps stored on the
+ * keys, never from process uptime, so a restarted instance resumes the schedule where it was.
  */
 
 /** The key fields the lifecycle reads: a stored record carries them all. */
@@ -13,8 +21,14 @@ export type LifecycleKey = Pick<SigningKeyRecord, 'kid' | 'alg' | 'state' | 'cre
 export interface LifecycleSettings {
   /** How long a key is the signing key of its algorithm before its successor takes over. */
   rotationIntervalMs: number;
-  /** How long a new key is published (staged) before it may sign: the JWKS cache lifetime plus a margin. */
-  stagingLeadMs: number;
+  /** The JWKS `Cache-Control: max-age`: a next key published this long is in every cached JWKS. */
+  jwksMaxAgeMs: number;
+  /**
+   * The least time a next key is published before the schedule lets it sign. Only binds a
+   * next key created late (a store from before next keys, a crash): one created with its
+   * predecessor's activation is published for the whole interval anyway.
+   */
+  minScheduledPublicationMs: number;
   /** How long a replaced key stays published: the longest token lifetime plus a margin. */
   retireAfterMs: number;
   /** Algorithms that always have a signing key; algorithms of keys already live are kept too. */
@@ -42,16 +56,18 @@ export function jwksMaxAgeSeconds(rotationIntervalMs: number): number {
 export const RETIRE_MARGIN_MS = 5 * 60_000;
 
 /**
- * Settings from configuration and the longest lifetime of any token we sign. The staging lead
- * is twice the JWKS max-age: a consumer that fetched the JWKS an instant before the new key
- * appeared still refreshes once before the key signs, with a whole cache lifetime to spare for
- * propagation between instances and clock skew. With a max-age of at most 1/8 of the interval
- * the lead is at most a quarter of it, so a key always signs for most of its interval.
+ * A next key created late is published at least this long before the schedule activates it:
+ * longer than any gateway keeps a JWKS regardless of Cache-Control (.NET up to 12 h, AWS
+ * HTTP API authorizers 2 h, Istio 20 min, Envoy 10 min), or one interval if that is shorter.
  */
+export const MIN_SCHEDULED_PUBLICATION_MS = 24 * 3_600_000;
+
+/** Settings from configuration and the longest lifetime of any token we sign. */
 export function lifecycleSettings(input: { rotationIntervalMs: number; longestTokenTtlSeconds: number; algs: readonly SigningAlg[] }): LifecycleSettings {
   return {
     rotationIntervalMs: input.rotationIntervalMs,
-    stagingLeadMs: 2 * jwksMaxAgeSeconds(input.rotationIntervalMs) * 1000,
+    jwksMaxAgeMs: jwksMaxAgeSeconds(input.rotationIntervalMs) * 1000,
+    minScheduledPublicationMs: Math.min(input.rotationIntervalMs, MIN_SCHEDULED_PUBLICATION_MS),
     retireAfterMs: input.longestTokenTtlSeconds * 1000 + RETIRE_MARGIN_MS,
     algs: input.algs,
   };
@@ -96,33 +112,57 @@ function group(keys: readonly LifecycleKey[], alg: SigningAlg): AlgKeys {
 }
 
 const move = (key: LifecycleKey, to: KeyState): Transition => ({ kind: 'move', kid: key.kid, alg: key.alg, from: key.state, to });
+const createNext = (alg: SigningAlg): Transition => ({ kind: 'create', alg, to: 'staged' });
 
-/** When a staged key may sign: after it has been published for the staging lead. */
-export const promotionAt = (staged: LifecycleKey, s: LifecycleSettings) => new Date(staged.createdAt.getTime() + s.stagingLeadMs);
-/** When an active key's successor is created, so that it can take over at the end of the interval. */
-export const stagingAt = (active: LifecycleKey, s: LifecycleSettings) =>
-  new Date((time(active.activatedAt) || active.createdAt.getTime()) + s.rotationIntervalMs - s.stagingLeadMs);
+/** When the schedule activates the next key: one interval after the current key began signing. */
+export const promotionAt = (current: LifecycleKey, next: LifecycleKey, s: LifecycleSettings) => new Date(Math.max(
+  (time(current.activatedAt) || current.createdAt.getTime()) + s.rotationIntervalMs,
+  next.createdAt.getTime() + s.minScheduledPublicationMs,
+));
 /** When a replaced key leaves the JWKS: every token it signed has expired by then. */
 export const retirementAt = (retiring: LifecycleKey, s: LifecycleSettings) =>
   new Date((time(retiring.retiringAt) || retiring.createdAt.getTime()) + s.retireAfterMs);
 
+/**
+ * From when a manual rotation may activate `next`: once no JWKS response still inside its
+ * cache lifetime can lack it. A next key created with the first keys of its algorithm was in
+ * every JWKS that held any of them (nothing was served in between), so at once; otherwise
+ * one JWKS max-age after it was published.
+ */
+export function rotatableAt(next: LifecycleKey, keys: readonly LifecycleKey[], s: LifecycleSettings): Date {
+  // Any key of the algorithm that signed before (previous, retired) or was published earlier.
+  const older = keys.some((k) => k.alg === next.alg && k.kid !== next.kid
+    && (k.createdAt < next.createdAt || k.state === 'retiring' || k.state === 'retired'));
+  return older ? new Date(next.createdAt.getTime() + s.jwksMaxAgeMs) : next.createdAt;
+}
+
+/**
+ * What an algorithm needs to have a current and a next key: the next key signs (or a new key
+ * when there is none), and a new next key is created in the same batch.
+ */
+function completeAlg(g: AlgKeys, alg: SigningAlg): Transition[] {
+  if (!g.current) return g.successor ? [move(g.successor, 'active'), createNext(alg)] : [{ kind: 'create', alg, to: 'active' }, createNext(alg)];
+  return g.successor ? [] : [createNext(alg)];
+}
+
+/**
+ * Scheduled promotions held back (KEYWARD_KEY_ROTATION_WAIT_FOR_CONSUMERS): per algorithm,
+ * until when the schedule looks again. The scheduler decides them from the readiness view.
+ */
+export type Holds = ReadonlyMap<SigningAlg, Date>;
+
 /** The scheduled plan for one algorithm. */
-function planAlg(g: AlgKeys, now: Date, s: LifecycleSettings, alg: SigningAlg): Plan {
-  const due: Transition[] = [];
+function planAlg(g: AlgKeys, now: Date, s: LifecycleSettings, alg: SigningAlg, holds: Holds): Plan {
+  const due: Transition[] = completeAlg(g, alg);
   const pending: Date[] = [];
   const at = now.getTime();
 
-  if (!g.current) {
-    // Nothing signs for this algorithm: take the best key at once (a staged key is at least published).
-    due.push(g.successor ? move(g.successor, 'active') : { kind: 'create', alg, to: 'active' });
-  } else if (g.successor) {
-    const promote = promotionAt(g.successor, s);
-    if (promote.getTime() <= at) due.push(move(g.successor, 'active'), move(g.current, 'retiring'));
-    else pending.push(promote);
-  } else {
-    const stage = stagingAt(g.current, s);
-    if (stage.getTime() <= at) due.push({ kind: 'create', alg, to: 'staged' });
-    else pending.push(stage);
+  if (g.current && g.successor) {
+    const promote = promotionAt(g.current, g.successor, s);
+    const held = holds.get(alg);
+    if (promote.getTime() > at) pending.push(promote);
+    else if (held && held.getTime() > at) pending.push(held);
+    else due.push(move(g.successor, 'active'), move(g.current, 'retiring'), createNext(alg));
   }
   for (const key of g.extraActive) due.push(move(key, 'retiring'));
   for (const key of g.extraStaged) due.push(move(key, 'retired'));
@@ -141,38 +181,85 @@ function earliest(dates: (Date | undefined)[]): Date | undefined {
 }
 
 /** Every transition due at `now` and when the next one falls due. */
-export function plan(keys: readonly LifecycleKey[], now: Date, settings: LifecycleSettings): Plan {
-  const plans = managedAlgs(keys, settings).map((alg) => planAlg(group(keys, alg), now, settings, alg));
+export function plan(keys: readonly LifecycleKey[], now: Date, settings: LifecycleSettings, holds: Holds = new Map()): Plan {
+  const plans = managedAlgs(keys, settings).map((alg) => planAlg(group(keys, alg), now, settings, alg, holds));
   return { due: plans.flatMap((p) => p.due), nextAt: earliest(plans.map((p) => p.nextAt)) };
 }
 
-/**
- * A manual (non-emergency) rotation of `algs`: whatever is due anyway, and when no successor
- * is staged, stage one now. It never shortens the staging lead: the new key signs once it has
- * been published for the lead time (the scheduler promotes it then). Repeating it while a key
- * is staged changes nothing, so a retried request cannot rotate twice.
- */
-export function planRotation(keys: readonly LifecycleKey[], now: Date, settings: LifecycleSettings, algs: readonly SigningAlg[]): Transition[] {
-  return algs.flatMap((alg) => {
+/** Scheduled promotions due at `now`: the algorithm, its next key and when it fell due. */
+export function duePromotions(keys: readonly LifecycleKey[], now: Date, settings: LifecycleSettings): { alg: SigningAlg; next: LifecycleKey; dueAt: Date }[] {
+  return managedAlgs(keys, settings).flatMap((alg) => {
     const g = group(keys, alg);
-    const { due } = planAlg(g, now, settings, alg);
-    const stages = due.some((t) => t.kind === 'create' || (t.kind === 'move' && t.to === 'active'));
-    return g.current && !g.successor && !stages ? [...due, { kind: 'create', alg, to: 'staged' } as const] : due;
+    if (!g.current || !g.successor) return [];
+    const dueAt = promotionAt(g.current, g.successor, settings);
+    return dueAt <= now ? [{ alg, next: g.successor, dueAt }] : [];
   });
 }
 
 /**
- * An emergency rotation of `algs` for a compromised key: the staged successor (already
- * published) or else a fresh key signs at once, and every active key is retired immediately:
- * it leaves the JWKS and its private part is deleted, so tokens it signed stop verifying.
+ * At start, before anything is served: every configured algorithm gets a current and a next
+ * key (an empty store, a newly configured algorithm, a store from before next keys existed,
+ * or a crash mid-rotation that left a next key without a current one).
+ */
+export function planStart(keys: readonly LifecycleKey[], algs: readonly SigningAlg[]): Transition[] {
+  return algs.flatMap((alg) => completeAlg(group(keys, alg), alg));
+}
+
+/** Why a manual rotation cannot happen yet, per algorithm. */
+export interface RotationBlock {
+  alg: SigningAlg;
+  /** When it becomes possible (undefined: no next key yet; the schedule creates one at once). */
+  possibleAt: Date | undefined;
+}
+
+/**
+ * A manual (non-emergency) rotation of `algs`: each next key signs at once and the current
+ * key becomes retiring, a new next key is created, all or nothing. Refused for every
+ * algorithm whose next key a cached JWKS may still lack (see rotatableAt).
+ */
+export function planRotation(keys: readonly LifecycleKey[], now: Date, settings: LifecycleSettings, algs: readonly SigningAlg[]): { due: Transition[]; blocked: RotationBlock[] } {
+  const due: Transition[] = [];
+  const blocked: RotationBlock[] = [];
+  for (const alg of algs) {
+    const g = group(keys, alg);
+    if (!g.current || !g.successor) {
+      blocked.push({ alg, possibleAt: undefined });
+      continue;
+    }
+    const possibleAt = rotatableAt(g.successor, keys, settings);
+    if (possibleAt > now) blocked.push({ alg, possibleAt });
+    else due.push(move(g.successor, 'active'), move(g.current, 'retiring'), ...g.extraActive.map((k) => move(k, 'retiring')), createNext(alg));
+  }
+  return blocked.length ? { due: [], blocked } : { due, blocked };
+}
+
+/**
+ * An emergency rotation of `algs` for a compromised key: the next key (already published) or
+ * else a fresh key signs at once, a new next key is created, and every active key is retired
+ * immediately: it leaves the JWKS and its private part is deleted, so its tokens stop verifying.
  */
 export function planEmergency(keys: readonly LifecycleKey[], algs: readonly SigningAlg[]): Transition[] {
   return algs.flatMap((alg): Transition[] => {
     const g = group(keys, alg);
     const replacement: Transition = g.successor ? move(g.successor, 'active') : { kind: 'create', alg, to: 'active' };
     const compromised = [g.current, ...g.extraActive].filter((k): k is LifecycleKey => k !== undefined);
-    return [replacement, ...compromised.map((k) => move(k, 'retired'))];
+    return [replacement, ...compromised.map((k) => move(k, 'retired')), createNext(alg)];
   });
+}
+
+/**
+ * The consumers that count for a next key: those seen in the rotation interval before it was
+ * published, or since. A consumer whose last fetch is older has been gone for an interval.
+ * (Counting from now instead would drop, by the time the schedule activates the key, exactly
+ * the consumers that never fetched it.)
+ */
+export function seenSinceFor(publishedAt: Date, settings: LifecycleSettings): Date {
+  return new Date(publishedAt.getTime() - settings.rotationIntervalMs);
+}
+
+/** The next key of `alg` (the staged key that will sign next), if any. */
+export function nextKeyOf(keys: readonly LifecycleKey[], alg: SigningAlg): LifecycleKey | undefined {
+  return group(keys, alg).successor;
 }
 
 /** The next scheduled transition of one key, for display (`GET /admin/v1/keys`). */
@@ -181,15 +268,13 @@ export function nextTransitionOf(key: LifecycleKey, keys: readonly LifecycleKey[
   const notBefore = (d: Date) => (d < now ? now : d);
   switch (key.state) {
     case 'staged':
-      return key.kid === g.successor?.kid ? { to: 'active', at: notBefore(promotionAt(key, settings)) } : { to: 'retired', at: now };
+      if (key.kid !== g.successor?.kid) return { to: 'retired', at: now };
+      return { to: 'active', at: g.current ? notBefore(promotionAt(g.current, key, settings)) : now };
     case 'active':
       if (key.kid !== g.current?.kid) return { to: 'retiring', at: now };
-      if (g.successor) return { to: 'retiring', at: notBefore(promotionAt(g.successor, settings)) };
-      // The successor is staged first, then published for the lead: never earlier than now + lead.
-      return {
-        to: 'retiring',
-        at: new Date(Math.max(stagingAt(key, settings).getTime(), now.getTime()) + settings.stagingLeadMs),
-      };
+      if (g.successor) return { to: 'retiring', at: notBefore(promotionAt(key, g.successor, settings)) };
+      // The next key is created now and published at least the minimum before it signs.
+      return { to: 'retiring', at: promotionAt(key, { ...key, createdAt: now }, settings) };
     case 'retiring':
       return { to: 'retired', at: notBefore(retirementAt(key, settings)) };
     case 'retired':

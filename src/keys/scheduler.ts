@@ -1,7 +1,8 @@
 import type { AuditWriter } from '../audit/writer.ts';
 import { errorFields, type Logger } from '../log/logger.ts';
 import type { Sql } from '../store/sql.ts';
-import { plan, type LifecycleKey, type LifecycleSettings, type Transition } from './lifecycle.ts';
+import type { JwksConsumers } from './consumers.ts';
+import { duePromotions, plan, seenSinceFor, type LifecycleKey, type LifecycleSettings, type Transition } from './lifecycle.ts';
 import type { SigningAlg } from './algorithms.ts';
 import type { KeyState, KeyStore } from './store.ts';
 
@@ -34,6 +35,12 @@ export interface KeySchedulerDeps {
   maxWakeMs?: number;
   /** What the schedule sleeps with; tests pass timers their clock fires. */
   timers?: Timers;
+  /**
+   * KEYWARD_KEY_ROTATION_WAIT_FOR_CONSUMERS: a scheduled promotion waits until every JWKS
+   * consumer that counts (lifecycle.ts seenSinceFor) has fetched since the next key was published, at most
+   * `maxDelayMs` past its due time.
+   */
+  waitForConsumers?: { consumers: JwksConsumers; maxDelayMs: number };
 }
 
 /** A one-shot timer that does not keep the process alive; returns its cancel function. */
@@ -50,10 +57,13 @@ export const systemTimers: Timers = {
 };
 
 /** Decides, from the keys re-read under the lock, what to do now. */
-export type Decision = (keys: LifecycleKey[], now: Date, settings: LifecycleSettings) => Transition[];
+export type Decision = (keys: LifecycleKey[], now: Date, settings: LifecycleSettings) => Transition[] | Promise<Transition[]>;
 
 const MIN_WAKE_MS = 1000;
 const DEFAULT_MAX_WAKE_MS = 60_000;
+/** While a promotion waits for consumers: how often readiness is looked at again, and the hold logged. */
+const HOLD_RECHECK_MS = 60_000;
+const HOLD_LOG_EVERY_MS = 10 * 60_000;
 
 /**
  * Performs key transitions: on a timer for the schedule, and on request (KeyService). Each
@@ -67,6 +77,9 @@ export class KeyScheduler {
   #chain: Promise<unknown> = Promise.resolve();
   readonly #maxWakeMs: number;
   readonly #timers: Timers;
+  /** Promotions held for consumers on this instance, until when (see lifecycle.ts Holds). */
+  readonly #holds = new Map<SigningAlg, Date>();
+  readonly #holdLoggedAt = new Map<string, number>();
 
   constructor(private readonly deps: KeySchedulerDeps) {
     this.#maxWakeMs = deps.maxWakeMs ?? DEFAULT_MAX_WAKE_MS;
@@ -93,7 +106,38 @@ export class KeyScheduler {
   }
 
   #runDue(): Promise<{ acquired: boolean; applied: AppliedTransition[] }> {
-    return this.#transact('schedule', undefined, (keys, now, settings) => plan(keys, now, settings).due, { wait: false });
+    return this.#transact('schedule', undefined, async (keys, now, settings) => {
+      await this.#updateHolds(keys, now, settings);
+      return plan(keys, now, settings, this.#holds).due;
+    }, { wait: false });
+  }
+
+  /**
+   * Holds each due promotion whose recently seen JWKS consumers have not all fetched the next
+   * key, until the next look (at most the maximum delay past its due time), and logs who holds
+   * it up. Without the setting nothing is held.
+   */
+  async #updateHolds(keys: LifecycleKey[], now: Date, settings: LifecycleSettings): Promise<void> {
+    this.#holds.clear();
+    const wait = this.deps.waitForConsumers;
+    if (!wait) return;
+    for (const { alg, next, dueAt } of duePromotions(keys, now, settings)) {
+      const deadline = dueAt.getTime() + wait.maxDelayMs;
+      if (now.getTime() >= deadline) continue;
+      const seenSince = seenSinceFor(next.createdAt, settings);
+      const { seen, ready } = await wait.consumers.readiness(next.createdAt, seenSince);
+      if (ready >= seen) continue;
+      this.#holds.set(alg, new Date(Math.min(deadline, now.getTime() + HOLD_RECHECK_MS)));
+      const logKey = `${alg}:${next.kid}`;
+      if (now.getTime() - (this.#holdLoggedAt.get(logKey) ?? 0) >= HOLD_LOG_EVERY_MS) {
+        this.#holdLoggedAt.set(logKey, now.getTime());
+        const { items } = await wait.consumers.notReady(next.createdAt, seenSince, 5);
+        this.deps.logger.warn({
+          alg, kid: next.kid, seen, ready, until: new Date(deadline).toISOString(),
+          waiting_for: items.map((c) => `${c.address} ${JSON.stringify(c.user_agent)} last ${c.last_fetch_at}`),
+        }, 'scheduled key rotation waits for JWKS consumers that have not fetched the next key');
+      }
+    }
   }
 
   /**
@@ -111,9 +155,7 @@ export class KeyScheduler {
       const locked = await this.deps.sql.withAdvisoryLock(KEY_LIFECYCLE_LOCK, async () => {
         const settings = await this.deps.settings();
         const at = this.deps.now();
-        for (const transition of decide(await this.deps.keys.list(), at, settings)) {
-          applied.push(await this.#apply(transition, at, reason, actor));
-        }
+        await applyTransitions(this.deps, await decide(await this.deps.keys.list(), at, settings), at, reason, actor, applied);
       }, { wait: options.wait });
       return { acquired: locked.acquired, applied };
     } finally {
@@ -125,31 +167,7 @@ export class KeyScheduler {
 
   /** When the next scheduled transition falls due (from the store, not from uptime). */
   async nextDueAt(): Promise<Date | undefined> {
-    return plan(await this.deps.keys.list(), this.deps.now(), await this.deps.settings()).nextAt;
-  }
-
-  async #apply(transition: Transition, at: Date, reason: TransitionReason, actor: string | undefined): Promise<AppliedTransition> {
-    const record = transition.kind === 'create'
-      ? await this.deps.keys.create(transition.alg, transition.to, this.deps.now)
-      : await this.deps.keys.transition(transition.kid, transition.to, at);
-    const applied: AppliedTransition = {
-      kid: record.kid,
-      alg: record.alg,
-      from: transition.kind === 'create' ? null : transition.from,
-      to: record.state,
-      at: transition.kind === 'create' ? record.createdAt : at,
-      reason,
-    };
-    this.deps.audit.record({
-      type: 'key.transition',
-      actor: actor ?? 'scheduler',
-      subject: record.kid,
-      outcome: 'success',
-      details: { alg: applied.alg, from: applied.from, to: applied.to, reason },
-      at: applied.at,
-    });
-    this.deps.logger.info({ kid: applied.kid, alg: applied.alg, from: applied.from, to: applied.to, reason }, 'signing key transition');
-    return applied;
+    return plan(await this.deps.keys.list(), this.deps.now(), await this.deps.settings(), this.#holds).nextAt;
   }
 
   #exclusive<T>(fn: () => Promise<T>): Promise<T> {
@@ -184,4 +202,51 @@ export class KeyScheduler {
     }
     return delay;
   }
+}
+
+/**
+ * Applies `transitions` in order, each an audit event and a log line, appending each to
+ * `applied` as it is made (so a failure part-way still reports what was done). A next key
+ * created in the same batch as the first active key of its algorithm is stamped with that
+ * key's creation time: nothing was published in between, so no JWKS ever held one without
+ * the other (lifecycle.ts rotatableAt relies on it).
+ */
+export async function applyTransitions(
+  deps: Pick<KeySchedulerDeps, 'keys' | 'audit' | 'logger' | 'now'>,
+  transitions: readonly Transition[],
+  at: Date,
+  reason: TransitionReason,
+  actor: string | undefined,
+  applied: AppliedTransition[] = [],
+): Promise<AppliedTransition[]> {
+  const createdActive = new Map<SigningAlg, Date>();
+  for (const transition of transitions) {
+    let record;
+    if (transition.kind === 'create') {
+      const with_ = createdActive.get(transition.alg);
+      record = await deps.keys.create(transition.alg, transition.to, transition.to === 'staged' && with_ ? () => with_ : deps.now);
+      if (transition.to === 'active') createdActive.set(transition.alg, record.createdAt);
+    } else {
+      record = await deps.keys.transition(transition.kid, transition.to, at);
+    }
+    const made: AppliedTransition = {
+      kid: record.kid,
+      alg: record.alg,
+      from: transition.kind === 'create' ? null : transition.from,
+      to: record.state,
+      at: transition.kind === 'create' ? record.createdAt : at,
+      reason,
+    };
+    deps.audit.record({
+      type: 'key.transition',
+      actor: actor ?? (reason === 'initial' ? 'startup' : 'scheduler'),
+      subject: record.kid,
+      outcome: 'success',
+      details: { alg: made.alg, from: made.from, to: made.to, reason },
+      at: made.at,
+    });
+    deps.logger.info({ kid: made.kid, alg: made.alg, from: made.from, to: made.to, reason }, 'signing key transition');
+    applied.push(made);
+  }
+  return applied;
 }

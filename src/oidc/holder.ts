@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type Provider from 'oidc-provider';
+import type { JWKS } from 'oidc-provider';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
 
@@ -11,11 +12,22 @@ type Handler = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
 export class ProviderHolder {
   #provider: Provider;
   #handler: Handler;
+  #signingAlgs: ReadonlySet<string>;
   readonly #listeners = new Set<(provider: Provider) => void>();
 
-  constructor(provider: Provider) {
+  /** `jwks`: the key set `provider` was built with (oidc-provider keeps its own copy out of reach). */
+  constructor(provider: Provider, jwks: JWKS) {
     this.#provider = provider;
     this.#handler = provider.callback();
+    this.#signingAlgs = signingAlgsOf(jwks);
+  }
+
+  /**
+   * Algorithms the running provider can sign with: those of its keys not restricted to
+   * verification (keys/keyset.ts marks staged and retiring keys `key_ops: ["verify"]`).
+   */
+  get signingAlgs(): ReadonlySet<string> {
+    return this.#signingAlgs;
   }
 
   get current(): Provider {
@@ -26,9 +38,10 @@ export class ProviderHolder {
     return this.#handler;
   }
 
-  swap(provider: Provider): void {
+  swap(provider: Provider, jwks: JWKS): void {
     this.#provider = provider;
     this.#handler = provider.callback();
+    this.#signingAlgs = signingAlgsOf(jwks);
     for (const listener of this.#listeners) listener(provider);
   }
 
@@ -36,4 +49,10 @@ export class ProviderHolder {
   onSwap(listener: (provider: Provider) => void): void {
     this.#listeners.add(listener);
   }
+}
+
+function signingAlgsOf(jwks: JWKS): ReadonlySet<string> {
+  return new Set(jwks.keys
+    .filter((key) => typeof key.alg === 'string' && (!key.key_ops || key.key_ops.includes('sign')))
+    .map((key) => key.alg!));
 }

@@ -13,11 +13,14 @@ import { policyConfiguration } from './policy.ts';
 import { refreshRotationConfiguration } from './refresh-rotation.ts';
 import { resourceConfiguration, resourceServerInfo } from './resources.ts';
 import { singleUse, type ArtifactAdapter } from './single-use.ts';
+import { answerStoreOutage } from './store-outage.ts';
 import { introspectionConfiguration } from './token-visibility.ts';
 import { installTokenAudit, type AuditSink, type TokenFingerprint } from './token-audit.ts';
 
 export interface ProviderDeps {
   issuer: string;
+  /** Called for each request answered 503 because the store was unreachable (metrics). */
+  onStoreOutage?: () => void;
   /** Trusted reverse proxies in front; see http/app.ts. */
   proxyHops?: number;
   /** Storage for every model but Client (src/store/oidc-adapters.ts). */
@@ -92,6 +95,7 @@ export function createProvider(deps: ProviderDeps): Provider {
   // Behind a TLS-terminating load balancer the issuer is https while the socket is not.
   provider.proxy = (deps.proxyHops ?? 0) > 0;
   provider.maxIpsCount = deps.proxyHops ?? 0;
+  answerStoreOutage(provider, deps.onStoreOutage);
   installOverrides(provider, {
     issuer: deps.issuer,
     pageHeaders: deps.pageHeaders,

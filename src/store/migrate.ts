@@ -107,7 +107,7 @@ export async function migrate(sql: Sql, dir = DEFAULT_MIGRATIONS_DIR): Promise<s
            VALUES ($1, $2, $3, now(), 1)`,
           [randomUUID(), migration.checksum, name],
         );
-      });
+      }, { unbounded: true });
     }
     return pending;
   });

@@ -1,5 +1,6 @@
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import type { PrismaClient } from './store.ts';
+import { deleteOlderThan } from './purge.ts';
 
 /**
  * oidc-provider's storage contract on Prisma: every model (Session, Grant, AuthorizationCode,
@@ -86,6 +87,5 @@ export class PrismaAdapter implements Adapter {
 
 /** Deletes expired artifacts; returns how many. */
 export async function purgeExpiredArtifacts(prisma: PrismaClient, now: Date): Promise<number> {
-  const { count } = await prisma.oidcArtifact.deleteMany({ where: { expiresAt: { lt: now } } });
-  return count;
+  return deleteOlderThan(prisma, 'oidc_artifacts', now);
 }

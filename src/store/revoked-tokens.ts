@@ -1,4 +1,5 @@
 import type { PrismaClient } from './store.ts';
+import { deleteOlderThan } from './purge.ts';
 
 /**
  * Revoked JWT access tokens by `jti`, in the store so every instance sees them. A row is kept
@@ -20,6 +21,5 @@ export class RevokedTokens {
 
 /** Deletes revocation entries of tokens that have expired; returns how many. */
 export async function purgeRevokedTokens(prisma: PrismaClient, now: Date): Promise<number> {
-  const { count } = await prisma.revokedToken.deleteMany({ where: { expiresAt: { lt: now } } });
-  return count;
+  return deleteOlderThan(prisma, 'revoked_tokens', now);
 }

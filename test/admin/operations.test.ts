@@ -19,24 +19,38 @@ after(async () => {
   await db?.drop();
 });
 
-test('GET /keys lists the signing keys with state and timestamps, never a private part', async () => {
+test('GET /keys lists the current and next key of each algorithm with state, publication and timestamps, never a private part', async () => {
   const res = await call(server, admin.token, 'GET', '/keys');
   assert.equal(res.status, 200, res.text);
   const items = res.body.items as Record<string, unknown>[];
-  assert.deepEqual(items.map((k) => k.alg).sort(), ['ES256', 'RS256']);
+  assert.deepEqual(items.map((k) => `${String(k.alg)}:${String(k.state)}:${String(k.role)}`).sort(),
+    ['ES256:active:current', 'ES256:staged:next', 'RS256:active:current', 'RS256:staged:next']);
   for (const key of items) {
     assert.equal(key.use, 'sig');
-    assert.equal(key.state, 'active');
     assert.equal(typeof key.created_at, 'string');
+    assert.equal(key.published_at, key.created_at);
+    // Created with the first keys: a JWKS never lacked it, so it can sign at once.
+    if (key.role === 'next') assert.equal(key.rotatable_at, key.published_at);
     for (const secret of ['d', 'p', 'q', 'privateJwk', 'encrypted_jwk', 'encryptedJwk']) assert.equal(key[secret], undefined);
   }
 });
 
-test('POST /keys/rotate stages successors and returns the new key set; bad input is 400', async () => {
+test('POST /keys/rotate activates the next key at once; a second rotation is 409 problem+json with possible_at until the JWKS max-age has passed; bad input is 400', async () => {
+  const before = (await call(server, admin.token, 'GET', '/keys')).body.items as { kid: string; alg: string; role?: string }[];
+  const next = before.find((k) => k.alg === 'ES256' && k.role === 'next')!;
   const res = await call(server, admin.token, 'POST', '/keys/rotate', { alg: 'ES256' });
   assert.equal(res.status, 200, res.text);
-  const es = (res.body.items as { alg: string; state: string }[]).filter((k) => k.alg === 'ES256');
-  assert.deepEqual(es.map((k) => k.state).sort(), ['active', 'staged']);
+  const es = (res.body.items as { kid: string; alg: string; state: string; published_at: string; rotatable_at?: string }[]).filter((k) => k.alg === 'ES256');
+  assert.deepEqual(es.map((k) => k.state).sort(), ['active', 'retiring', 'staged']);
+  assert.equal(es.find((k) => k.state === 'active')!.kid, next.kid);
+  const newNext = es.find((k) => k.state === 'staged')!;
+  assert.equal(Date.parse(newNext.rotatable_at!), Date.parse(newNext.published_at) + 3600_000);
+
+  const again = await call(server, admin.token, 'POST', '/keys/rotate', { alg: 'ES256' });
+  assertProblem(again, 409, 'possible from');
+  assert.equal(again.body.possible_at, newNext.rotatable_at);
+  assert.equal(Date.parse(again.headers.get('retry-after') ?? ''), Math.floor(Date.parse(newNext.rotatable_at!) / 1000) * 1000);
+
   assertProblem(await call(server, admin.token, 'POST', '/keys/rotate', { alg: 'HS256' }), 400);
   assertProblem(await call(server, admin.token, 'POST', '/keys/rotate', { alg: 'EdDSA' }), 400, 'EdDSA');
   assertProblem(await call(server, admin.token, 'POST', '/keys/rotate', { emergency: 'yes' }), 400);

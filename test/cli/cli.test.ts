@@ -202,10 +202,14 @@ test('issue 10 F4: users create lowercases the username and refuses one that dif
 test('keys list and keys rotate work on the stored key set', async () => {
   const listed = await cli(db, ['keys', 'list', '--json']);
   assert.equal(listed.code, 0, listed.stderr);
-  assert.deepEqual(listed.json.items.map((k: { alg: string }) => k.alg).sort(), ['ES256', 'RS256']);
+  assert.deepEqual(listed.json.items.map((k: { alg: string; role: string }) => `${k.alg}:${k.role}`).sort(), ['ES256:current', 'ES256:next', 'RS256:current', 'RS256:next']);
   const rotated = await cli(db, ['keys', 'rotate', '--alg', 'ES256', '--json']);
   assert.equal(rotated.code, 0, rotated.stderr);
-  assert.deepEqual(rotated.json.items.filter((k: { alg: string }) => k.alg === 'ES256').map((k: { state: string }) => k.state).sort(), ['active', 'staged']);
+  assert.deepEqual(rotated.json.items.filter((k: { alg: string }) => k.alg === 'ES256').map((k: { state: string }) => k.state).sort(), ['active', 'retiring', 'staged']);
+  // The new next key was published just now: a second rotation must wait for the JWKS max-age.
+  const again = await cli(db, ['keys', 'rotate', '--alg', 'ES256']);
+  assert.equal(again.code, 1);
+  assert.match(again.stderr, /rotation is possible from \d{4}-/);
   const emergency = await cli(db, ['keys', 'rotate', '--alg', 'RS256', '--emergency']);
   assert.equal(emergency.code, 0, emergency.stderr);
   assert.match(emergency.stdout, /RS256 {2}retired/);

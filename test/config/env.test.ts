@@ -31,6 +31,9 @@ describe('loadConfig', () => {
     assertRejected({ KEYWARD_RATE_LIMIT: 'maybe' }, 'KEYWARD_RATE_LIMIT', /on|off/);
     assert.equal(loadConfig({}).auditBufferMax, 50_000);
     assertRejected({ KEYWARD_AUDIT_BUFFER_MAX: '10' }, 'KEYWARD_AUDIT_BUFFER_MAX', /100/);
+    assert.equal(loadConfig({}).auditLogLevel, 'debug');
+    assert.equal(loadConfig({ KEYWARD_AUDIT_LOG: 'info' }).auditLogLevel, 'info');
+    assertRejected({ KEYWARD_AUDIT_LOG: 'warn' }, 'KEYWARD_AUDIT_LOG', /debug|info/);
   });
 
   test('an empty environment gives the documented defaults', () => {
@@ -84,6 +87,22 @@ describe('loadConfig', () => {
     assert.equal(loadConfig({ KEYWARD_KEY_ROTATION_INTERVAL: '30d' }).keyRotationIntervalMs, 2_592_000_000);
     assert.equal(parseDuration('0s'), undefined);
     assert.equal(parseDuration('1.5h'), undefined);
+  });
+});
+
+describe('database timeouts and cache staleness (issue 11: fail fast, bounded staleness)', () => {
+  test('defaults: connect 2 s, statement 5 s, pool 10, cache staleness 5 minutes', () => {
+    const config = loadConfig({});
+    assert.deepEqual(config.db, { connectTimeoutMs: 2_000, statementTimeoutMs: 5_000, poolSize: 10 });
+    assert.equal(config.cacheMaxStalenessMs, 300_000);
+  });
+
+  test('each is configurable; a malformed one is named', () => {
+    const config = loadConfig({ KEYWARD_DB_CONNECT_TIMEOUT: '1s', KEYWARD_DB_STATEMENT_TIMEOUT: '30s', KEYWARD_DB_POOL_SIZE: '4', KEYWARD_CACHE_MAX_STALENESS: '90s' });
+    assert.deepEqual(config.db, { connectTimeoutMs: 1_000, statementTimeoutMs: 30_000, poolSize: 4 });
+    assert.equal(config.cacheMaxStalenessMs, 90_000);
+    assertRejected({ KEYWARD_CACHE_MAX_STALENESS: 'forever' }, 'KEYWARD_CACHE_MAX_STALENESS', /duration/);
+    assertRejected({ KEYWARD_DB_CONNECT_TIMEOUT: '2000' }, 'KEYWARD_DB_CONNECT_TIMEOUT', /duration/);
   });
 });
 

@@ -34,7 +34,8 @@ test('/readyz is 503 while the served key set has no active (signing) key, and 2
     await keyward.reloadKeys();
     const res = await fetch(`${server.url}/readyz`);
     assert.equal(res.status, 503);
-    assert.deepEqual(await res.json(), { status: 'not ready', checks: { store: 'ok', keys: 'not loaded' } });
+    const missing = keyward.config.signingAlgs.join(', ');
+    assert.deepEqual(await res.json(), { status: 'not ready', checks: { store: 'ok', keys: `no active key for ${missing}` } });
   } finally {
     for (const alg of keyward.config.signingAlgs) await keyward.keys.create(alg, 'active', () => new Date());
     await keyward.reloadKeys();
@@ -42,6 +43,35 @@ test('/readyz is 503 while the served key set has no active (signing) key, and 2
   const res = await fetch(`${server.url}/readyz`);
   assert.equal(res.status, 200);
   assert.deepEqual(await res.json(), { status: 'ready', checks: { store: 'ok', keys: 'ok' } });
+});
+
+test('/readyz is 503 when one configured algorithm has no active key in the running provider, even though another still signs', async () => {
+  const { keyward } = server;
+  assert.ok(keyward.config.signingAlgs.includes('ES256') && keyward.config.signingAlgs.length > 1);
+  // Only ES256 loses its signing key; RS256 keeps signing, so "some key is active" is not enough.
+  await keyward.store.sql.query("UPDATE signing_keys SET state = 'retired', retired_at = now(), encrypted_jwk = NULL WHERE alg = 'ES256' AND state = 'active'");
+  try {
+    await keyward.reloadKeys();
+    const res = await fetch(`${server.url}/readyz`);
+    assert.equal(res.status, 503);
+    assert.deepEqual(await res.json(), { status: 'not ready', checks: { store: 'ok', keys: 'no active key for ES256' } });
+  } finally {
+    await keyward.keys.create('ES256', 'active', () => new Date());
+    await keyward.reloadKeys();
+  }
+  assert.equal((await fetch(`${server.url}/readyz`)).status, 200);
+});
+
+test('/readyz follows the running provider: a stored active key not yet loaded does not make it ready', async () => {
+  const { keyward } = server;
+  await keyward.store.sql.query("UPDATE signing_keys SET state = 'retired', retired_at = now(), encrypted_jwk = NULL WHERE alg = 'RS256' AND state = 'active'");
+  await keyward.reloadKeys();
+  assert.equal((await fetch(`${server.url}/readyz`)).status, 503);
+  // In the store again, but the provider serving requests was built without it.
+  await keyward.keys.create('RS256', 'active', () => new Date());
+  assert.equal((await fetch(`${server.url}/readyz`)).status, 503);
+  await keyward.reloadKeys();
+  assert.equal((await fetch(`${server.url}/readyz`)).status, 200);
 });
 
 test('/metrics serves Prometheus text with process metrics and the request histogram by route and status', async () => {
@@ -72,5 +102,20 @@ test('issue 10 F11: /metrics shows no version details, and with KEYWARD_METRICS_
   } finally {
     await guarded.stop();
     await guardedDb.drop();
+  }
+});
+
+test('/metrics shows the database pool, store errors, LISTEN reconnects and the signing keys\' age and next rotation', async () => {
+  const text = await (await fetch(`${server.url}/metrics`)).text();
+  for (const alg of server.keyward.config.signingAlgs) {
+    assert.match(text, new RegExp(`keyward_signing_key_age_seconds\\{alg="${alg}"\\} \\d`));
+    assert.match(text, new RegExp(`keyward_signing_key_next_rotation_seconds\\{alg="${alg}"\\} \\d`));
+  }
+  assert.match(text, /# TYPE keyward_store_errors_total counter/);
+  assert.match(text, /# TYPE keyward_listen_reconnects_total counter/);
+  if (db.kind === 'postgres') {
+    assert.match(text, /keyward_db_pool_connections\{state="idle"\} \d+/);
+    assert.match(text, /keyward_db_pool_connections\{state="in_use"\} \d+/);
+    assert.match(text, /keyward_db_pool_connections\{state="waiting"\} 0/);
   }
 });

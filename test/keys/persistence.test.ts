@@ -60,9 +60,9 @@ describe('signing keys at rest', () => {
     await db?.drop();
   });
 
-  test('the first start generates one active ES256 and one active RS256 key', async () => {
+  test('the first start generates, for ES256 and RS256, a current (active) and a next (staged) key', async () => {
     const rows = await keyRows(server);
-    assert.deepEqual(rows.map((r) => [r.alg, r.state]), [['ES256', 'active'], ['RS256', 'active']]);
+    assert.deepEqual(rows.map((r) => [r.alg, r.state]).sort(), [['ES256', 'active'], ['ES256', 'staged'], ['RS256', 'active'], ['RS256', 'staged']]);
   });
 
   test('private JWKs are stored encrypted; the public JWK holds no private member', async () => {

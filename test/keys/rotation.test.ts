@@ -9,7 +9,7 @@ const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 // Defaults: 30 d interval; the longest token is the 1 h ID token.
 const settings = lifecycleSettings({ rotationIntervalMs: 30 * DAY, longestTokenTtlSeconds: 3600, algs: ['ES256', 'RS256'] });
-const LEAD = settings.stagingLeadMs;
+const MAX_AGE = settings.jwksMaxAgeMs;
 const RETIRE = settings.retireAfterMs;
 
 describe('signing-key lifecycle on one instance (injected clock)', () => {
@@ -27,67 +27,71 @@ describe('signing-key lifecycle on one instance (injected clock)', () => {
     await server?.stop();
     await db?.drop();
   });
-  // Each test starts from the same key set, one fresh active key per algorithm and no key
-  // history, so no state or count carries over from another test and any one can run alone.
+  // Each test starts from the same key set, a first start's: per algorithm a current key and a
+  // next key created with it, and no key history, so no state or count carries over from
+  // another test and any one can run alone.
   beforeEach(async () => {
     const { keyward } = server;
     await keyward.audit.flush();
     await keyward.store.sql.query('DELETE FROM signing_keys');
     await keyward.store.sql.query("DELETE FROM audit_events WHERE type = 'key.transition'");
-    for (const alg of keyward.config.signingAlgs) await keyward.keys.create(alg, 'active', clock.now);
+    for (const alg of keyward.config.signingAlgs) {
+      await keyward.keys.create(alg, 'active', clock.now);
+      await keyward.keys.create(alg, 'staged', clock.now);
+    }
     await keyward.reloadKeys();
     logMark = server.logs.lines.length;
   });
 
   const runDue = () => server.keyward.keyScheduler.runDue();
 
-  test('JWKS responses carry Cache-Control max-age no longer than the staging lead', async () => {
+  test('JWKS responses carry Cache-Control max-age: the time a manual rotation waits after a next key is published', async () => {
     const { cacheControl } = await fetchJwks(server.url);
     const maxAge = Number(/max-age=(\d+)/.exec(cacheControl ?? '')?.[1]);
+    assert.equal(maxAge * 1000, MAX_AGE);
     assert.equal(maxAge, 3600);
-    assert.ok(maxAge * 1000 <= LEAD);
   });
 
-  test('GET keys lists kid, alg, state and the past and next transition of each key', async () => {
+  test('GET keys lists, per algorithm, the current and the next key, both published, with the past and next transition of each', async () => {
     const views = await server.keyward.keyService.list();
-    assert.deepEqual(views.map((v) => [v.alg, v.state]).sort(), [['ES256', 'active'], ['RS256', 'active']]);
+    assert.deepEqual(views.map((v) => `${v.alg}:${v.state}:${v.role}`).sort(), ['ES256:active:current', 'ES256:staged:next', 'RS256:active:current', 'RS256:staged:next']);
+    assert.equal(new Set((await kidsInJwks(server.url))).size, 4);
     for (const v of views) {
       assert.equal(v.use, 'sig');
-      assert.equal(v.activated_at, v.created_at);
-      assert.equal(v.next_state, 'retiring');
-      assert.equal(Date.parse(v.next_transition_at!), Date.parse(v.activated_at) + 30 * DAY);
+      assert.equal(v.published_at, v.created_at);
+      assert.equal(Date.parse(v.next_transition_at!), clock.ms + 30 * DAY);
+      assert.equal(v.next_state, v.state === 'active' ? 'retiring' : 'active');
       assert.equal(JSON.stringify(v).includes('"d"'), false);
     }
   });
 
-  test('full lifecycle over three intervals: staged before signing, old tokens verify until retirement, retired keys vanish with their private part', async () => {
+  test('full lifecycle over three intervals: the next key was published a whole interval before it signs, old tokens verify until retirement, retired keys vanish with their private part', async () => {
     for (let round = 0; round < 3; round++) {
       const oldKid = (await only(server, 'ES256', 'active')).kid;
+      const next = await only(server, 'ES256', 'staged');
+      await only(server, 'RS256', 'staged');
       const oldToken = await adminToken(server.url);
       assert.equal(kidOf(oldToken), oldKid);
+      const jwksBefore = (await fetchJwks(server.url)).jwks;
+      assert.deepEqual(jwksBefore.keys.find((k) => k.kid === next.kid)?.key_ops, ['verify']);
 
-      // Staging: one lead before the interval ends, the successor is published but does not sign.
-      clock.set((await server.keyward.keyScheduler.nextDueAt())!);
-      await runDue();
-      const staged = await only(server, 'ES256', 'staged');
-      await only(server, 'RS256', 'staged');
-      const jwksWhileStaged = (await fetchJwks(server.url)).jwks;
-      assert.deepEqual(jwksWhileStaged.keys.find((k) => k.kid === staged.kid)?.key_ops, ['verify']);
-      assert.equal(kidOf(await adminToken(server.url)), oldKid, 'a staged key must not sign');
-
-      // Not a millisecond before the lead has passed.
-      clock.advance(LEAD - 1);
+      // Not a millisecond before the interval has passed.
+      const due = (await server.keyward.keyScheduler.nextDueAt())!;
+      const nextView = (await server.keyward.keyService.list()).find((v) => v.kid === next.kid)!;
+      assert.equal(due.getTime() - Date.parse(nextView.published_at), 30 * DAY, 'published one whole interval before it signs');
+      clock.set(due.getTime() - 1);
       await runDue();
       assert.equal((await only(server, 'ES256', 'active')).kid, oldKid);
 
-      // Promotion: the new kid signs, and it was in the JWKS before it signed anything.
+      // Promotion: the next kid signs, the current one is previous, and a new next key is published.
       clock.advance(1);
       await runDue();
-      assert.equal((await only(server, 'ES256', 'active')).kid, staged.kid);
+      assert.equal((await only(server, 'ES256', 'active')).kid, next.kid);
       const newToken = await adminToken(server.url);
-      assert.equal(kidOf(newToken), staged.kid);
-      assert.ok(jwksWhileStaged.keys.some((k) => k.kid === staged.kid));
+      assert.equal(kidOf(newToken), next.kid);
+      assert.ok(jwksBefore.keys.some((k) => k.kid === next.kid));
       assert.equal((await only(server, 'ES256', 'retiring')).kid, oldKid);
+      assert.ok((await kidsInJwks(server.url)).includes((await only(server, 'ES256', 'staged')).kid));
       assert.ok(await verifiesNow(server.url, oldToken), 'a token issued before the rotation verifies after it');
       assert.ok(await verifiesNow(server.url, newToken));
 
@@ -111,10 +115,8 @@ describe('signing-key lifecycle on one instance (injected clock)', () => {
 
   test('every transition is an audit event and a log line, and no private key reaches the log', async () => {
     assert.deepEqual(await keyTransitionEvents(server), []);
-    // One round for both algorithms: staged, active, retiring, retired.
+    // One round for both algorithms: next → active, current → retiring, a new next key, previous → retired.
     clock.set((await server.keyward.keyScheduler.nextDueAt())!);
-    await runDue();
-    clock.advance(LEAD);
     await runDue();
     clock.advance(RETIRE);
     await runDue();
@@ -128,27 +130,41 @@ describe('signing-key lifecycle on one instance (injected clock)', () => {
     }
   });
 
-  test('manual rotation stages a successor at once, is idempotent while it is young, and the schedule promotes it after the lead', async () => {
+  test('manual rotation right after the first start is instant: the new kid signs at once and was in every JWKS served before', async () => {
     const before = await only(server, 'ES256', 'active');
-    const views = await server.keyward.keyService.rotate({ alg: 'ES256', actor: 'test-operator' });
-    const staged = views.filter((v) => v.state === 'staged');
-    assert.deepEqual(staged.map((v) => v.alg), ['ES256']);
-    assert.equal(Date.parse(staged[0]!.next_transition_at!), Date.parse(staged[0]!.created_at) + LEAD);
-    assert.ok((await kidsInJwks(server.url)).includes(staged[0]!.kid));
-
-    const again = await server.keyward.keyService.rotate({ alg: 'ES256', actor: 'test-operator' });
-    assert.equal(again.filter((v) => v.state === 'staged').length, 1, 'a repeated rotate must not stage twice');
-    assert.equal((await only(server, 'ES256', 'active')).kid, before.kid);
-
-    clock.advance(LEAD);
-    await runDue();
-    assert.equal((await only(server, 'ES256', 'active')).kid, staged[0]!.kid);
+    const next = await only(server, 'ES256', 'staged');
+    assert.ok((await kidsInJwks(server.url)).includes(next.kid));
+    await server.keyward.keyService.rotate({ alg: 'ES256', actor: 'test-operator' });
+    assert.equal(kidOf(await adminToken(server.url)), next.kid, 'no clock move: the next key signs at once');
+    assert.equal((await only(server, 'ES256', 'retiring')).kid, before.kid);
+    const newNext = await only(server, 'ES256', 'staged');
+    assert.ok((await kidsInJwks(server.url)).includes(newNext.kid), 'a new next key is published at once');
     const manual = (await keyTransitionEvents(server)).filter((e) => e.details.reason === 'manual');
-    assert.deepEqual(manual.map((e) => [e.actor, e.details.to]), [['test-operator', 'staged']]);
+    assert.deepEqual(manual.map((e) => [e.actor, e.details.from, e.details.to]), [
+      ['test-operator', 'staged', 'active'], ['test-operator', 'active', 'retiring'], ['test-operator', null, 'staged']]);
   });
 
-  test('emergency rotation retires the active key at once: gone from the JWKS, private part deleted, its tokens stop verifying', async () => {
+  test('two rotations in a row: the second is refused (RotationTooEarly, possible_at) and changes nothing until the JWKS max-age has passed', async () => {
+    await server.keyward.keyService.rotate({ alg: 'ES256' });
+    const next = await only(server, 'ES256', 'staged');
+    const signer = kidOf(await adminToken(server.url));
+    await assert.rejects(server.keyward.keyService.rotate({ alg: 'ES256' }), (error: Error & { retryAt?: Date }) => {
+      assert.equal(error.name, 'RotationTooEarly');
+      assert.equal(error.retryAt?.getTime(), clock.ms + MAX_AGE);
+      return true;
+    });
+    clock.advance(MAX_AGE - 1);
+    await assert.rejects(server.keyward.keyService.rotate({ alg: 'ES256' }), { name: 'RotationTooEarly' });
+    assert.equal(kidOf(await adminToken(server.url)), signer);
+    assert.equal((await only(server, 'ES256', 'staged')).kid, next.kid, 'a refused rotation creates no key');
+    clock.advance(1);
+    await server.keyward.keyService.rotate({ alg: 'ES256' });
+    assert.equal(kidOf(await adminToken(server.url)), next.kid);
+  });
+
+  test('emergency rotation withdraws the current key at once (gone from the JWKS, private part deleted, its tokens stop verifying) and the next key signs', async () => {
     const compromised = await only(server, 'ES256', 'active');
+    const next = await only(server, 'ES256', 'staged');
     const rsActive = await only(server, 'RS256', 'active');
     const token = await adminToken(server.url);
     assert.equal(kidOf(token), compromised.kid);
@@ -162,20 +178,12 @@ describe('signing-key lifecycle on one instance (injected clock)', () => {
     assert.equal(await verifiesNow(server.url, token), false);
 
     const replacement = await only(server, 'ES256', 'active');
+    assert.equal(replacement.kid, next.kid, 'the next key, already published, signs');
+    assert.notEqual((await only(server, 'ES256', 'staged')).kid, next.kid, 'and a new next key is created');
     const fresh = await adminToken(server.url);
     assert.equal(kidOf(fresh), replacement.kid);
     assert.ok(await verifiesNow(server.url, fresh));
     assert.equal((await only(server, 'RS256', 'active')).kid, rsActive.kid, 'other algorithms are untouched');
-  });
-
-  test('emergency rotation with a staged successor promotes it (already published) rather than creating a key', async () => {
-    await server.keyward.keyService.rotate({ alg: 'RS256' });
-    const staged = await only(server, 'RS256', 'staged');
-    const compromised = await only(server, 'RS256', 'active');
-    await server.keyward.keyService.rotate({ alg: 'RS256', emergency: true });
-    assert.equal((await only(server, 'RS256', 'active')).kid, staged.kid);
-    assert.equal((await keyRows(server)).find((r) => r.kid === compromised.kid)!.state, 'retired');
-    assert.equal((await keyRows(server)).filter((r) => r.alg === 'RS256' && r.state === 'staged').length, 0);
   });
 
   test('rotating an algorithm that is not in use is refused', async () => {

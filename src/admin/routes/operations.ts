@@ -1,29 +1,37 @@
 import type { AuditQuery } from '../../audit/query.ts';
 import { keyRotate } from '../../keys/input.ts';
-import type { KeyView, RotateOptions } from '../../keys/service.ts';
+import type { ConsumerReport, KeyView, RotateOptions } from '../../keys/service.ts';
 import { decodeCursor, pageBody } from '../pagination.ts';
 import { defineRoute, type AdminRoute } from '../route.ts';
 import { pageOf } from '../schemas/common.ts';
-import { auditQuery, auditView, keyList } from '../schemas/identity.ts';
+import { auditQuery, auditView, consumerQuery, consumerReport, keyList } from '../schemas/identity.ts';
 
 /** What the admin API needs of keys/service.ts. */
 export interface AdminKeyService {
   list(): Promise<KeyView[]>;
   rotate(options: RotateOptions): Promise<KeyView[]>;
+  consumers(limit: number): Promise<ConsumerReport>;
 }
 
 export function keyRoutes(keys: AdminKeyService): AdminRoute[] {
   return [
     defineRoute({
       method: 'get', path: '/keys', operationId: 'listKeys', tag: 'keys',
-      summary: 'Signing keys with their state and next scheduled transition (public information only)',
+      summary: 'Signing keys (current, next, previous) with their state, publication and next scheduled transition (public information only)',
       response: { status: 200, description: 'Every signing key', schema: keyList },
       handler: async () => ({ items: await keys.list() }),
     }),
     defineRoute({
+      method: 'get', path: '/keys/consumers', operationId: 'listUnreadyJwksConsumers', tag: 'keys',
+      summary: 'JWKS consumers seen in the last rotation interval that have not fetched the JWKS since the newest next key was published',
+      query: consumerQuery,
+      response: { status: 200, description: 'Consumers not ready, newest fetch first', schema: consumerReport },
+      handler: async ({ query }) => keys.consumers(query.limit),
+    }),
+    defineRoute({
       method: 'post', path: '/keys/rotate', operationId: 'rotateKeys', tag: 'keys',
-      summary: 'Start a rotation now (stage successors); emergency retires the active key at once',
-      body: keyRotate, bodyOptional: true,
+      summary: 'Activate the next key now (409 with possible_at while a cached JWKS may lack it); emergency also withdraws the current key at once',
+      body: keyRotate, bodyOptional: true, conflicts: true,
       response: { status: 200, description: 'The new key set', schema: keyList },
       handler: async ({ body, principal }) => ({
         items: await keys.rotate({ ...(body.alg ? { alg: body.alg } : {}), emergency: body.emergency ?? false, actor: principal.actor }),

@@ -45,7 +45,11 @@ export const keyView = z.looseObject({
   use: z.literal('sig'),
   state: z.enum(KEY_STATES),
   published: z.boolean(),
+  role: z.enum(['current', 'next', 'previous']).optional(),
   created_at: z.string(),
+  published_at: z.string(),
+  rotatable_at: z.string().optional(),
+  consumers: z.object({ seen: z.number().int(), ready: z.number().int() }).optional(),
   activated_at: z.string().optional(),
   retiring_at: z.string().optional(),
   retired_at: z.string().optional(),
@@ -54,6 +58,17 @@ export const keyView = z.looseObject({
 });
 
 export const keyList = z.object({ items: z.array(keyView) });
+
+export const consumerQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+});
+
+export const consumerReport = z.object({
+  published_at: z.string().nullable(),
+  seen_since: z.string(),
+  total: z.number().int(),
+  items: z.array(z.object({ address: z.string(), user_agent: z.string(), first_seen_at: z.string(), last_fetch_at: z.string() })),
+});
 
 // ---- audit
 export const auditQuery = z.strictObject({
