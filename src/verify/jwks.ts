@@ -197,7 +197,7 @@ export class JwksCache {
   }
 
   async #getJson(url: string): Promise<{ body: unknown; cacheControl: string | null }> {
-    const res = await this.#fetch(url, { headers: { accept: 'application/json' }, signal: AbortSignal.timeout(this.#timeoutMs), redirect: 'error' });
+    const res = await this.#fetch(url, { headers: { accept: 'application/json', 'user-agent': 'keyward-verify' }, signal: AbortSignal.timeout(this.#timeoutMs), redirect: 'error' });
     if (!res.ok) throw new Error(`${url} answered ${res.status}`);
     const body: unknown = await res.json();
     if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new Error(`${url} did not answer a JSON object`);
