@@ -78,11 +78,30 @@ module.exports = {
       from: { path: '^src/', pathNot: ['^src/(main|app)\\.ts$', '^src/cli/services\\.ts$'] },
       to: { path: '^src/(main|app|domain)\\.ts$' },
     },
+    {
+      name: 'verify-stands-alone',
+      severity: 'error',
+      comment: 'keyward/verify (package.json exports) runs in other services and gateways: it imports nothing of Keyward and no package but jose. '
+        + 'Its forward-auth server (src/verify/server/) may add prom-client and pino, still nothing of Keyward.',
+      from: { path: '^src/verify/' },
+      to: {
+        path: ['^src/', '(^|/)node_modules/'],
+        pathNot: ['^src/verify/', '(^|/)node_modules/jose/', '(^|/)node_modules/(prom-client|pino)/'],
+      },
+    },
+    {
+      name: 'verify-library-is-jose-only',
+      severity: 'error',
+      comment: 'The library part of keyward/verify (everything but server/) depends on jose alone.',
+      from: { path: '^src/verify/', pathNot: '^src/verify/server/' },
+      to: { path: ['(^|/)node_modules/', '^src/verify/server/'], pathNot: '(^|/)node_modules/jose/' },
+    },
   ],
   options: {
     // The generated Prisma client is a dependency target (the prisma rule needs the edge), not a graph to walk.
     doNotFollow: { path: ['node_modules', '^src/store/generated/'] },
-    includeOnly: ['^src/'],
+    // node_modules is included (never followed) so that the keyward/verify rules see which packages it imports.
+    includeOnly: ['^src/', '(^|/)node_modules/'],
     tsPreCompilationDeps: true,
     tsConfig: { fileName: 'tsconfig.json' },
     enhancedResolveOptions: { exportsFields: ['exports'], conditionNames: ['import', 'require', 'node', 'default'], extensions: ['.ts', '.js'] },

@@ -62,7 +62,7 @@ export async function createDomain(config: Config, store: Store, logger: Logger,
     resources: new ResourceService(store.prisma, changes),
     users: new UserService(store.prisma, changes),
     keys: new KeyStore(store.prisma, kek),
-    audit: new AuditWriter(store.sql, logger, now, { maxBuffered: config.auditBufferMax }),
+    audit: new AuditWriter(store.sql, logger, now, { maxBuffered: config.auditBufferMax, logLevel: config.auditLogLevel }),
     jwksConsumers: new JwksConsumers({ sql: store.sql, logger, now }),
     keySettings: async () => lifecycleSettings({
       rotationIntervalMs: config.keyRotationIntervalMs,

@@ -15,6 +15,11 @@ export interface AuditWriterOptions {
   repeatWindowMs?: number;
   /** Distinct repeating failures tracked at once; the least recent is summarized early beyond it. */
   maxRepeatKeys?: number;
+  /**
+   * Level of the log line each event also becomes: `debug` (default: seen with LOG_LEVEL=debug
+   * only; the trail is the table) or `info` (asked for with KEYWARD_AUDIT_LOG=info).
+   */
+  logLevel?: 'debug' | 'info';
 }
 
 /** What operators watch: events waiting, and events lost (and why). */
@@ -104,7 +109,7 @@ interface Repeat {
 
 /**
  * Buffers audit events and writes them in batches, off the request path. Each event is also
- * an ECS JSON log line at once. `stop()` flushes what is left, so a graceful shutdown loses nothing.
+ * an ECS JSON log line at once when its level (`logLevel`, default `debug`) is enabled. `stop()` flushes what is left, so a graceful shutdown loses nothing.
  *
  * Nothing an event holds can stop the trail: every field is made storable and bounded when it is
  * recorded, a batch the store refuses for its data is split until the bad event is isolated (and
@@ -118,6 +123,7 @@ export class AuditWriter {
   readonly #batchSize: number;
   readonly #maxBuffered: number;
   readonly #repeatWindowMs: number;
+  readonly #logLevel: 'debug' | 'info';
   readonly #repeats: LRUCache<string, Repeat>;
   readonly #observers = new Set<Observer>();
   readonly #dropped = { overflow: 0, unstorable: 0 };
@@ -135,6 +141,7 @@ export class AuditWriter {
     this.#batchSize = options.batchSize ?? 200;
     this.#maxBuffered = options.maxBuffered ?? 50_000;
     this.#repeatWindowMs = options.repeatWindowMs ?? 60_000;
+    this.#logLevel = options.logLevel ?? 'debug';
     this.#repeats = new LRUCache<string, Repeat>({
       max: options.maxRepeatKeys ?? 10_000,
       // Evicted early (too many distinct sources at once) or ended: its count is written either way.
@@ -273,7 +280,8 @@ export class AuditWriter {
 
   #enqueue(event: Buffered): void {
     this.#buffer.push(event);
-    this.logger.info(ecsFields(event), `audit ${event.type}`);
+    // Checked first: the ECS object is not even built when the line would be dropped.
+    if (this.logger.isLevelEnabled(this.#logLevel)) this.logger[this.#logLevel](ecsFields(event), `audit ${event.type}`);
     this.#cap();
     if (this.#buffer.length >= this.#batchSize && !this.#failing) void this.flush();
   }

@@ -1,10 +1,14 @@
+import { mkdir, rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import type { ParseArgsConfig } from 'node:util';
+import { exportSPKI, importJWK } from 'jose';
 import { z } from 'zod';
 import { decodeCursor, encodeCursor, type ListKind } from '../admin/pagination.ts';
 import type { Page } from '../domain/page.ts';
 import { clientCreate, clientId, secretRotation } from '../identity/clients/input.ts';
 import { pageQuery, resourceCreate, roleAssignment, roleCreate, userCreate } from '../identity/input.ts';
-import { keyRotate } from '../keys/input.ts';
+import { keyRotate, signingAlg } from '../keys/input.ts';
+import type { SigningKeyRecord } from '../keys/store.ts';
 import { migrate, migrationStatus } from '../store/migrate.ts';
 import type { Sql } from '../store/sql.ts';
 import type { Services } from './services.ts';
@@ -221,6 +225,30 @@ export const COMMANDS: Command[] = [
     },
   },
   {
+    name: 'keys export', args: '', needs: 'services',
+    summary: 'Write the public signing keys as PEM for gateways with static keys (HAProxy jwt_verify): <alg>-current.pem (signing now), '
+      + '<alg>-next.pem (staged successor, else current) and <alg>-previous.pem (retiring, else current) into --out, or print them',
+    options: { pem: { type: 'boolean' }, out: { type: 'string' }, alg: { type: 'string' } },
+    async run({ values }, deps) {
+      if (values.pem !== true) throw new UsageError('--pem is required (the JWKS itself is served at /jwks)');
+      const alg = values.alg === undefined ? undefined : parse(signingAlg, str(values.alg));
+      const exported = await exportKeys(await services(deps).keys.list(), alg);
+      const out = str(values.out);
+      if (out) {
+        await mkdir(out, { recursive: true });
+        for (const key of exported) {
+          // Written aside and renamed: a gateway reloading meanwhile never reads half a file.
+          const file = path.join(out, `${key.alg}-${key.role}.pem`);
+          await writeFile(`${file}.tmp`, key.pem, { mode: 0o644 });
+          await rename(`${file}.tmp`, file);
+          key.file = file;
+        }
+      }
+      const text = exported.map((k) => (out ? `${k.file}  ${k.kid}  ${k.state}` : `# ${k.alg} ${k.role}: kid ${k.kid} (${k.state})\n${k.pem}`)).join(out ? '\n' : '');
+      return { value: { items: exported }, text: text || '(no keys)' };
+    },
+  },
+  {
     name: 'keys rekey', changes: true, args: '', summary: 'Re-encrypt under KEYWARD_KEK every private key and instance secret that only KEYWARD_KEK_PREVIOUS opens (servers also do it at start)',
     options: {}, needs: 'services',
     async run(_input, deps) {
@@ -238,6 +266,38 @@ export const COMMANDS: Command[] = [
     },
   },
 ];
+
+interface ExportedKey {
+  alg: string;
+  role: 'current' | 'next' | 'previous';
+  kid: string;
+  state: string;
+  pem: string;
+  file?: string;
+}
+
+/**
+ * Per algorithm: the newest active key (current), the oldest staged one (next, the key that
+ * signs after the next rotation) and the newest retiring one (previous, whose tokens are still
+ * live). A missing next or previous is the current key again, so a gateway config naming all
+ * three files always loads.
+ */
+async function exportKeys(keys: SigningKeyRecord[], only: string | undefined): Promise<ExportedKey[]> {
+  const out: ExportedKey[] = [];
+  const algs = [...new Set(keys.filter((k) => k.state === 'active').map((k) => k.alg))].filter((a) => !only || a === only).sort();
+  for (const alg of algs) {
+    const of = (state: string) => keys.filter((k) => k.alg === alg && k.state === state);
+    const newest = (list: SigningKeyRecord[]) => list.sort((a, b) => (b.activatedAt ?? b.createdAt).getTime() - (a.activatedAt ?? a.createdAt).getTime())[0];
+    const current = newest(of('active'))!;
+    const next = of('staged').sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime())[0] ?? current;
+    const previous = newest(of('retiring')) ?? current;
+    for (const [role, key] of [['current', current], ['next', next], ['previous', previous]] as const) {
+      const pem = await exportSPKI(await importJWK({ ...key.publicJwk, alg }, alg, { extractable: true }) as CryptoKey);
+      out.push({ alg, role, kid: key.kid, state: key.state, pem });
+    }
+  }
+  return out;
+}
 
 function keyLine(k: { kid: string; alg: string; state: string; role?: string; rotatable_at?: string; next_state?: string; next_transition_at?: string }): string {
   return `${k.kid}  ${k.alg}  ${k.state}${k.role ? ` (${k.role})` : ''}${k.next_state ? `  → ${k.next_state} at ${k.next_transition_at}` : ''}`

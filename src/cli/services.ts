@@ -9,6 +9,7 @@ import type { UserService } from '../identity/users.ts';
 import { KeyScheduler } from '../keys/scheduler.ts';
 import type { RekeyCounts } from '../keys/instance-secrets.ts';
 import { KeyService } from '../keys/service.ts';
+import type { KeyStore } from '../keys/store.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Store } from '../store/store.ts';
 
@@ -20,6 +21,8 @@ export interface Services {
   roles: RoleService;
   resources: ResourceService;
   keyService: KeyService;
+  /** The signing keys as stored (public parts; `keys export`). */
+  keys: KeyStore;
   audit: AuditWriter;
   /** Re-encrypts under the current KEK what only the previous one opens; returns the counts. */
   rekey: () => Promise<RekeyCounts>;
@@ -38,7 +41,7 @@ export async function createServices(config: Config, store: Store, logger: Logge
     changed: () => changes.publish({ kind: 'keys' }),
   });
   return {
-    store, clients, users, roles, resources, audit, rekey,
+    store, clients, users, roles, resources, audit, keys, rekey,
     keyService: new KeyService({ keys, scheduler, settings, now, consumers: jwksConsumers }),
     actor: `cli:${safeUsername()}`,
     async close() {

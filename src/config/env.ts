@@ -100,6 +100,7 @@ const schema = z.object({
   KEYWARD_RATE_LIMIT_LOGIN: rate.default({ points: 300, durationMs: 60_000 }),
   KEYWARD_RATE_LIMIT_DEVICE: rate.default({ points: 120, durationMs: 60_000 }),
   KEYWARD_AUDIT_BUFFER_MAX: z.coerce.number().int().min(100).max(10_000_000).default(50_000),
+  KEYWARD_AUDIT_LOG: z.enum(['debug', 'info']).default('debug'),
   KEYWARD_DB_CONNECT_TIMEOUT: duration.default(2_000),
   KEYWARD_DB_STATEMENT_TIMEOUT: duration.default(5_000),
   KEYWARD_DB_POOL_SIZE: z.coerce.number().int().min(2).max(200).default(10),
@@ -140,6 +141,8 @@ export interface Config {
   rateLimits: { token: Rate; login: Rate; device: Rate } | undefined;
   /** Most audit events held while the store does not take them. */
   auditBufferMax: number;
+  /** Level of the log line each audit event becomes (KEYWARD_AUDIT_LOG): `debug` unless asked for `info`. */
+  auditLogLevel: 'debug' | 'info';
   /** PostgreSQL connection settings: fail fast rather than hang when the database is away. */
   db: { connectTimeoutMs: number; statementTimeoutMs: number; poolSize: number };
   /** How long cached clients, roles and resources stay in use without word from the store (LISTEN down). */
@@ -222,6 +225,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     rateLimits: e.KEYWARD_RATE_LIMIT === 'off' ? undefined
       : { token: e.KEYWARD_RATE_LIMIT_TOKEN, login: e.KEYWARD_RATE_LIMIT_LOGIN, device: e.KEYWARD_RATE_LIMIT_DEVICE },
     auditBufferMax: e.KEYWARD_AUDIT_BUFFER_MAX,
+    auditLogLevel: e.KEYWARD_AUDIT_LOG,
     db: { connectTimeoutMs: e.KEYWARD_DB_CONNECT_TIMEOUT, statementTimeoutMs: e.KEYWARD_DB_STATEMENT_TIMEOUT, poolSize: e.KEYWARD_DB_POOL_SIZE },
     cacheMaxStalenessMs: e.KEYWARD_CACHE_MAX_STALENESS,
     logLevel: e.LOG_LEVEL,

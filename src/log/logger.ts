@@ -1,4 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { fileURLToPath } from 'node:url';
 import { pino, type Logger, type DestinationStream } from 'pino';
 
 export type { Logger } from 'pino';
@@ -47,6 +48,7 @@ export const ECS_VERSION = '8.11.0';
  * and `http.request.id` on every line written while a request is served.
  */
 export function createLogger(level: string, destination?: DestinationStream): Logger {
+  const pretty = destination ? undefined : prettyTarget();
   return pino({
     level,
     base: { 'ecs.version': ECS_VERSION, service: { name: 'keyward' } },
@@ -58,5 +60,26 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
       return context ? { http: { request: { id: context.requestId } } } : {};
     },
     redact: { paths: REDACT, censor: '[redacted]' },
+    ...(pretty ? {
+      transport: { target: pretty, options: { messageKey: 'message', levelKey: 'log.level', timestampKey: '@timestamp', ignore: 'ecs.version,service' } },
+    } : {}),
   }, destination);
+}
+
+/**
+ * pino-pretty's path when lines go to a terminal outside production and it is installed (it is
+ * not a dependency: `npm install --no-save pino-pretty` for a developer who wants it); otherwise
+ * undefined, and the lines stay JSON.
+ */
+export function prettyTarget(
+  env: NodeJS.ProcessEnv = process.env,
+  isTTY = process.stdout.isTTY === true,
+  resolve: (name: string) => string = (name) => fileURLToPath(import.meta.resolve(name)),
+): string | undefined {
+  if (!isTTY || env.NODE_ENV === 'production') return undefined;
+  try {
+    return resolve('pino-pretty');
+  } catch {
+    return undefined;
+  }
 }

@@ -147,9 +147,31 @@ test('issue 11 §6: too many distinct repeating sources summarize the least rece
   assert.equal(total, 90, 'every occurrence is accounted for');
 });
 
+test('issue 13 §1: audit events are log lines only at debug, or at info when asked for (KEYWARD_AUDIT_LOG=info)', async () => {
+  const atInfo = new CapturedLogs('info');
+  const quiet = new AuditWriter(store.sql, atInfo.logger, () => new Date());
+  quiet.record({ type: 'token.issued', outcome: 'success', actor: 'svc', subject: 'log-level-1' });
+  await quiet.stop();
+  assert.equal(atInfo.lines.filter((l) => l.includes('token.issued')).length, 0, 'no line at LOG_LEVEL=info by default');
+  assert.equal((await rows('log-level-1')).length, 1, 'the trail is written all the same');
+
+  const atDebug = new CapturedLogs('debug');
+  const debug = new AuditWriter(store.sql, atDebug.logger, () => new Date());
+  debug.record({ type: 'token.issued', outcome: 'success', actor: 'svc', subject: 'log-level-2' });
+  await debug.stop();
+  const line = JSON.parse(atDebug.lines.find((l) => l.includes('token.issued'))!) as Record<string, unknown>;
+  assert.equal(line['log.level'], 'debug');
+
+  const asked = new CapturedLogs('info');
+  const loud = new AuditWriter(store.sql, asked.logger, () => new Date(), { logLevel: 'info' });
+  loud.record({ type: 'token.issued', outcome: 'success', actor: 'svc', subject: 'log-level-3' });
+  await loud.stop();
+  assert.equal(asked.lines.filter((l) => l.includes('token.issued')).length, 1);
+});
+
 test('audit log lines use Elastic Common Schema field names', async () => {
   const logs = new CapturedLogs();
-  const writer = new AuditWriter(store.sql, logs.logger, () => new Date('2026-02-03T04:05:06Z'));
+  const writer = new AuditWriter(store.sql, logs.logger, () => new Date('2026-02-03T04:05:06Z'), { logLevel: 'info' });
   writer.record({ type: 'login.failure', outcome: 'failure', actor: 'alice', subject: 'ecs', ip: '198.51.100.7', details: { reason: 'invalid_credentials' } });
   const line = JSON.parse(logs.lines.find((l) => l.includes('login.failure'))!) as Record<string, unknown> & { event: Record<string, unknown> };
   assert.equal(typeof line['@timestamp'], 'string');

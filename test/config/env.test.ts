@@ -33,6 +33,9 @@ describe('loadConfig', () => {
     assertRejected({ KEYWARD_RATE_LIMIT: 'maybe' }, 'KEYWARD_RATE_LIMIT', /on|off/);
     assert.equal(loadConfig({}).auditBufferMax, 50_000);
     assertRejected({ KEYWARD_AUDIT_BUFFER_MAX: '10' }, 'KEYWARD_AUDIT_BUFFER_MAX', /100/);
+    assert.equal(loadConfig({}).auditLogLevel, 'debug');
+    assert.equal(loadConfig({ KEYWARD_AUDIT_LOG: 'info' }).auditLogLevel, 'info');
+    assertRejected({ KEYWARD_AUDIT_LOG: 'warn' }, 'KEYWARD_AUDIT_LOG', /debug|info/);
   });
 
   test('an empty environment gives the documented defaults', () => {

@@ -1,0 +1,118 @@
+/**
+ * CPU profile of Keyward's client-credentials path (issue 13 §3): the suite's Keyward server
+ * (PostgreSQL, roles, audit, caches, LOG_LEVEL=info) under `node --cpu-prof`, loaded with wrk
+ * (ES256, 10 connections, one client) for PROFILE_SECONDS (default 15) after a warm-up, then
+ * the profile's top functions by self time and the time per package.
+ *
+ *   npm run bench:profile            # prints the tables; the .cpuprofile stays in bench/results/profiles/
+ *   BENCH_AUDIT_LOG=info npm run bench:profile   # audit events as info log lines, as before issue 13 §1
+ *   PROFILE_TARGET=baseline npm run bench:profile  # the bare oidc-provider of bench/suite.ts instead
+ */
+import { execFileSync, fork } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const OUT = path.join(ROOT, 'bench', 'results', 'profiles');
+const SECONDS = Number(process.env.PROFILE_SECONDS ?? 15);
+const RESOURCE = 'https://api-es256.bench';
+
+interface Node {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
+}
+interface Profile {
+  nodes: Node[];
+  samples: number[];
+  timeDeltas: number[];
+}
+
+async function cpuTicks(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[11]) + Number(fields[12]);
+}
+
+function where(url: string): string {
+  const rel = url.replace(/^file:\/\//, '');
+  const nm = rel.lastIndexOf('/node_modules/');
+  if (nm >= 0) {
+    const rest = rel.slice(nm + '/node_modules/'.length).split('/');
+    return rest[0]!.startsWith('@') ? `${rest[0]}/${rest[1]}` : rest[0]!;
+  }
+  if (rel.includes('/src/')) return `keyward ${rel.slice(rel.indexOf('/src/') + 1).split('/').slice(0, 2).join('/')}`;
+  if (rel.startsWith('node:') || rel === '') return rel || '(native/V8)';
+  return path.basename(rel);
+}
+
+function analyse(profile: Profile): string {
+  const self = new Map<number, number>();
+  for (let i = 0; i < profile.samples.length; i++) self.set(profile.samples[i]!, (self.get(profile.samples[i]!) ?? 0) + (profile.timeDeltas[i] ?? 0));
+  const total = [...self.values()].reduce((a, b) => a + b, 0);
+  const byFunction = new Map<string, number>();
+  const byPackage = new Map<string, number>();
+  for (const node of profile.nodes) {
+    const t = self.get(node.id) ?? 0;
+    const { functionName, url, lineNumber } = node.callFrame;
+    const fn = `${functionName || '(anonymous)'} ${url ? `${where(url)}:${lineNumber + 1}` : ''}`.trim();
+    byFunction.set(fn, (byFunction.get(fn) ?? 0) + t);
+    const pkg = functionName === '(idle)' || functionName === '(program)' || functionName === '(garbage collector)' ? functionName : where(url);
+    byPackage.set(pkg, (byPackage.get(pkg) ?? 0) + t);
+  }
+  const top = (m: Map<string, number>, n: number) => [...m].sort((a, b) => b[1] - a[1]).slice(0, n)
+    .map(([k, v], i) => `| ${i + 1} | ${k.replace(/\|/g, '\\|')} | ${(100 * v / total).toFixed(1)} % |`).join('\n');
+  return `Self time, top functions:\n\n| # | function | self |\n|---:|---|---:|\n${top(byFunction, 10)}\n\n`
+    + `Self time by package:\n\n| # | package | self |\n|---:|---|---:|\n${top(byPackage, 20)}\n`;
+}
+
+async function main(): Promise<void> {
+  const base = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+  const name = `keyward_profile_${randomBytes(4).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: base });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  const url = new URL(base);
+  url.pathname = `/${name}`;
+  const dir = path.join(OUT, new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19));
+  await mkdir(dir, { recursive: true });
+  try {
+    const kind = process.env.PROFILE_TARGET === 'baseline' ? 'baseline' : 'keyward';
+    const child = fork(fileURLToPath(new URL('suite.ts', import.meta.url)), [`serve-${kind}`], {
+      execArgv: ['--import', 'tsx', '--cpu-prof', `--cpu-prof-dir=${dir}`],
+      env: { ...process.env, BENCH_DATABASE_URL: url.toString(), BENCH_CLIENTS: '1' },
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    });
+    const [target] = (await once(child, 'message')) as [{ url: string; clients: { id: string; secret: string }[] }];
+    const c = target.clients[0]!;
+    const lua = path.join(os.tmpdir(), `keyward-profile-${process.pid}.lua`);
+    await writeFile(lua, `wrk.method = "POST"\nwrk.body = "grant_type=client_credentials&scope=orders%3Aread&resource=${encodeURIComponent(RESOURCE)}"\n`
+      + `wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\nwrk.headers["Authorization"] = "Basic ${Buffer.from(`${encodeURIComponent(c.id)}:${encodeURIComponent(c.secret)}`).toString('base64')}"\n`);
+    execFileSync('wrk', ['-t2', '-c10', '-d3s', '-s', lua, `${target.url}/token`], { stdio: 'ignore' });
+    const before = await cpuTicks(child.pid!);
+    const out = execFileSync('wrk', ['-t2', '-c10', `-d${SECONDS}s`, '-s', lua, `${target.url}/token`], { encoding: 'utf8' });
+    const cpuSeconds = ((await cpuTicks(child.pid!)) - before) / 100;
+    const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);
+    console.log(out.split('\n').filter((l) => /Requests\/sec|Non-2xx|Latency/.test(l)).join('\n'));
+    console.log(`server CPU ${cpuSeconds.toFixed(2)} s for ${requests} requests: ${Math.round(requests / cpuSeconds)} tokens per CPU-second (under the profiler)`);
+    child.send('exit');
+    await once(child, 'exit');
+    // tsx's loader thread writes a profile of its own: the main thread's is the largest.
+    const files = await Promise.all((await readdir(dir)).filter((f) => f.endsWith('.cpuprofile')).map(async (f) => ({ f, size: (await stat(path.join(dir, f))).size })));
+    const file = files.sort((a, b) => b.size - a.size)[0]?.f;
+    if (!file) throw new Error('no .cpuprofile written');
+    const report = analyse(JSON.parse(await readFile(path.join(dir, file), 'utf8')) as Profile);
+    await writeFile(path.join(dir, 'top.md'), report);
+    console.log(`\n${report}\nprofile: ${path.relative(ROOT, path.join(dir, file))} (open in Chrome DevTools or speedscope)`);
+  } finally {
+    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await admin.end();
+  }
+}
+
+await main();

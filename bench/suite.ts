@@ -1,0 +1,463 @@
+/**
+ * The benchmark suite (issue 13 §2): Keyward on PostgreSQL against a bare oidc-provider
+ * (in-memory adapter, one static client, the same JWT access tokens), in one run, alternating.
+ *
+ *   npm run bench                     # DATABASE_URL defaults to postgres://postgres@127.0.0.1:5432/postgres
+ *   RUNS=5 RUN_SECONDS=10 npm run bench
+ *
+ * Each server is a child process of its own; the load generator is wrk (Debian package
+ * `wrk`, installed when missing and possible), a separate process with a Lua script for the
+ * POST bodies and round-robin credentials. Keyward runs as configured in production: roles,
+ * audit and caches on, LOG_LEVEL=info (lines to /dev/null), rate limits off
+ * (KEYWARD_RATE_LIMIT=off: the load comes from one address).
+ *
+ * Scenarios, each Keyward then baseline (order swapped every run), medians of RUNS:
+ *   - POST /token client_credentials, access token signed ES256 / RS256 / EdDSA, 10 and 50 connections
+ *   - POST /token/introspection (10 connections) of Keyward's JWT access token; of an opaque one
+ *     on the baseline (oidc-provider refuses to introspect JWTs)
+ *   - GET /jwks (10 connections)
+ *   - Keyward only: 1, 100, 1,000, 10,000 clients round-robin (ES256, 10 connections)
+ * Figures: requests/s, p50/p99 latency, requests per server CPU-second (utime+stime from
+ * /proc/<pid>/stat of the server process), peak RSS during the run (VmRSS sampled every 100 ms),
+ * and Keyward's ratio to the baseline. Results: bench/results/<time>.json and .md (and latest.md).
+ */
+import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { onFreshPort } from '../test/support/net.ts';
+
+const ALGS = ['ES256', 'RS256', 'EdDSA'] as const;
+type Alg = (typeof ALGS)[number];
+const RESOURCE = (alg: Alg) => `https://api-${alg.toLowerCase()}.bench`;
+const OPAQUE_RESOURCE = 'https://api-opaque.bench';
+const RUNS = Number(process.env.RUNS ?? 3);
+const RUN_SECONDS = Number(process.env.RUN_SECONDS ?? 5);
+const WARMUP_SECONDS = Number(process.env.WARMUP_SECONDS ?? 2);
+const CLIENT_COUNTS = (process.env.CLIENT_COUNTS ?? '1,100,1000,10000').split(',').map(Number);
+const KEK = Buffer.alloc(32, 9).toString('base64');
+const CLOCK_TICKS = 100; // USER_HZ
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const RESULTS = path.join(ROOT, 'bench', 'results');
+
+interface Credentials {
+  id: string;
+  secret: string;
+}
+
+interface Target {
+  url: string;
+  pid: number;
+  clients: Credentials[];
+}
+
+/** One wrk run as seen by wrk and by /proc. */
+interface Sample {
+  rps: number;
+  p50: number;
+  p99: number;
+  perCpuSecond: number;
+  peakRssMiB: number;
+  failures: number;
+}
+
+interface Row {
+  scenario: string;
+  connections: number;
+  keyward: Sample;
+  baseline?: Sample;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Servers (child processes)
+
+/** Child: Keyward on the given database, one role, an API per algorithm, `clients` service clients. */
+async function serveKeyward(databaseUrl: string, clientCount: number): Promise<Target> {
+  const { loadConfig } = await import('../src/config/env.ts');
+  const { createKeyward } = await import('../src/app.ts');
+  const { createLogger } = await import('../src/log/logger.ts');
+  const { keyward, url } = await onFreshPort(async (port) => {
+    const url = `http://127.0.0.1:${port}`;
+    const config = loadConfig({
+      PORT: String(port), HOST: '127.0.0.1', ISSUER: url, DATABASE_URL: databaseUrl, KEYWARD_KEK: KEK,
+      KEYWARD_SIGNING_ALGS: ALGS.join(','), KEYWARD_RATE_LIMIT: 'off', LOG_LEVEL: 'info',
+      // bench/profile.ts compares with audit events as info lines (before issue 13 §1).
+      ...(process.env.BENCH_AUDIT_LOG ? { KEYWARD_AUDIT_LOG: process.env.BENCH_AUDIT_LOG } : {}),
+    });
+    // Production logging: info lines to stdout (which the parent sends to /dev/null).
+    const keyward = await createKeyward(config, { logger: createLogger('info') });
+    try {
+      await keyward.listen();
+    } catch (error) {
+      await keyward.close();
+      throw error;
+    }
+    return { keyward, url };
+  });
+  await keyward.roles.ensure({ name: 'orders-reader', permissions: ['orders:read'] });
+  for (const alg of ALGS) {
+    await keyward.resources.ensure({ identifier: RESOURCE(alg), scopes: ['orders:read', 'orders:write'], access_token_ttl: 300, signing_alg: alg });
+  }
+  const clients: Credentials[] = [];
+  const create = async (i: number) => {
+    const { client, client_secret } = await keyward.clients.create({
+      client_name: `bench-${i}`, grant_types: ['client_credentials'], roles: ['orders-reader'],
+    });
+    clients[i] = { id: client.client_id, secret: client_secret! };
+  };
+  for (let i = 0; i < clientCount; i += 25) {
+    await Promise.all(Array.from({ length: Math.min(25, clientCount - i) }, (_, j) => create(i + j)));
+  }
+  return { url, pid: process.pid, clients };
+}
+
+/** Child: what a user could run instead, oidc-provider with its defaults and a static client. */
+async function serveBaseline(): Promise<Target> {
+  const { default: Provider } = await import('oidc-provider');
+  const { exportJWK, generateKeyPair } = await import('jose');
+  const keys = await Promise.all(ALGS.map(async (alg) => {
+    const { privateKey } = await generateKeyPair(alg, { extractable: true, ...(alg === 'EdDSA' ? { crv: 'Ed25519' } : {}) });
+    return { ...(await exportJWK(privateKey)), alg, use: 'sig', kid: `bench-${alg}` };
+  }));
+  const secret = randomBytes(32).toString('base64url');
+  const algOf = (resource: string) => ALGS.find((a) => RESOURCE(a) === resource) ?? 'ES256';
+  const url = await onFreshPort(async (port) => {
+    const url = `http://127.0.0.1:${port}`;
+    const provider = new Provider(url, {
+      jwks: { keys: keys as never },
+      clients: [{ client_id: 'bench', client_secret: secret, grant_types: ['client_credentials'], response_types: [], redirect_uris: [] }],
+      features: {
+        devInteractions: { enabled: false },
+        clientCredentials: { enabled: true },
+        introspection: { enabled: true },
+        resourceIndicators: {
+          enabled: true,
+          defaultResource: () => RESOURCE('ES256'),
+          // oidc-provider introspects only the tokens it stores: opaque ones, for the introspection scenario.
+          getResourceServerInfo: (_ctx, resource) => (resource === OPAQUE_RESOURCE
+            ? { scope: 'orders:read orders:write', audience: resource, accessTokenTTL: 300, accessTokenFormat: 'opaque' }
+            : { scope: 'orders:read orders:write', audience: resource, accessTokenTTL: 300, accessTokenFormat: 'jwt', jwt: { sign: { alg: algOf(resource) } } }),
+        },
+      },
+    });
+    const server = provider.listen(port, '127.0.0.1');
+    await once(server, 'listening');
+    return url;
+  });
+  return { url, pid: process.pid, clients: [{ id: 'bench', secret }] };
+}
+
+async function start(kind: 'keyward' | 'baseline', env: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; target: Target }> {
+  const child = fork(fileURLToPath(import.meta.url), [`serve-${kind}`], {
+    execArgv: ['--import', 'tsx'],
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  });
+  const [message] = (await Promise.race([
+    once(child, 'message'),
+    once(child, 'exit').then(([code]) => { throw new Error(`${kind} server exited with ${String(code)} before it served`); }),
+  ])) as [Target];
+  return { child, target: message };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load (wrk) and /proc
+
+const WRK_SCRIPT = `
+-- args: spec file. Line 1 method, 2 path, 3 body (may be empty), then one Authorization value a line.
+local method, path, body, auths, i
+function init(args)
+  local f = assert(io.open(args[1]))
+  method = f:read("*l"); path = f:read("*l"); body = f:read("*l")
+  auths = {}
+  for line in f:lines() do auths[#auths + 1] = line end
+  f:close()
+  if body == "" then body = nil end
+  -- Threads start at different places in the round-robin.
+  i = math.random(0, math.max(#auths - 1, 0))
+end
+function request()
+  local headers = {}
+  if #auths > 0 then
+    i = i % #auths + 1
+    headers["Authorization"] = auths[i]
+  end
+  if body then headers["Content-Type"] = "application/x-www-form-urlencoded" end
+  return wrk.format(method, path, headers, body)
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('WRK_JSON {"requests":%d,"duration_us":%d,"status_errors":%d,"socket_errors":%d,"p50_us":%d,"p99_us":%d}\\n',
+    summary.requests, summary.duration, e.status, e.connect + e.read + e.write + e.timeout, latency:percentile(50), latency:percentile(99)))
+end
+`;
+
+interface LoadSpec {
+  method: 'GET' | 'POST';
+  path: string;
+  body: string;
+  authorizations: string[];
+}
+
+function basic(c: Credentials): string {
+  return `Basic ${Buffer.from(`${encodeURIComponent(c.id)}:${encodeURIComponent(c.secret)}`).toString('base64')}`;
+}
+
+let scratch = '';
+
+async function cpuTicks(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15)
+}
+
+async function rssMiB(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
+}
+
+async function wrk(target: Target, spec: LoadSpec, connections: number, seconds: number): Promise<Sample> {
+  const specFile = path.join(scratch, `spec-${randomBytes(4).toString('hex')}`);
+  await writeFile(specFile, [spec.method, spec.path, spec.body, ...spec.authorizations].join('\n') + '\n');
+  const scriptFile = path.join(scratch, 'bench.lua');
+  if (!existsSync(scriptFile)) await writeFile(scriptFile, WRK_SCRIPT);
+  const cpuBefore = await cpuTicks(target.pid);
+  let peak = await rssMiB(target.pid);
+  const sampler = setInterval(() => void rssMiB(target.pid).then((r) => { peak = Math.max(peak, r); }, () => {}), 100);
+  const child = spawn('wrk', ['-t2', `-c${connections}`, `-d${seconds}s`, '--timeout', '10s', '-s', scriptFile, `${target.url}${spec.path}`, '--', specFile], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (chunk: Buffer) => { out += chunk.toString(); });
+  const [code] = (await once(child, 'exit')) as [number | null];
+  clearInterval(sampler);
+  const cpuSeconds = ((await cpuTicks(target.pid)) - cpuBefore) / CLOCK_TICKS;
+  await rm(specFile, { force: true });
+  const line = /WRK_JSON (\{.*\})/.exec(out)?.[1];
+  if (code !== 0 || !line) throw new Error(`wrk failed (exit ${String(code)}):\n${out}`);
+  const r = JSON.parse(line) as { requests: number; duration_us: number; status_errors: number; socket_errors: number; p50_us: number; p99_us: number };
+  const ok = r.requests - r.status_errors;
+  return {
+    rps: ok / (r.duration_us / 1e6),
+    p50: r.p50_us / 1000,
+    p99: r.p99_us / 1000,
+    perCpuSecond: cpuSeconds > 0 ? ok / cpuSeconds : 0,
+    peakRssMiB: peak,
+    failures: r.status_errors + r.socket_errors,
+  };
+}
+
+async function post(target: Target, p: string, credentials: Credentials, body: Record<string, string>): Promise<{ status: number; json: Record<string, unknown> }> {
+  const res = await fetch(`${target.url}${p}`, {
+    method: 'POST',
+    headers: { authorization: basic(credentials), 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams(body),
+  });
+  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+}
+
+/** A token by hand first: a benchmark of error responses would measure nothing. */
+async function token(name: string, target: Target, alg: Alg, credentials = target.clients[0]!): Promise<string> {
+  const { status, json } = await post(target, '/token', credentials, { grant_type: 'client_credentials', resource: RESOURCE(alg), scope: 'orders:read' });
+  if (status !== 200) throw new Error(`${name}: token request failed: ${status} ${JSON.stringify(json)}`);
+  const header = JSON.parse(Buffer.from(String(json.access_token).split('.')[0]!, 'base64url').toString()) as { alg: string };
+  if (header.alg !== alg) throw new Error(`${name}: asked for a ${alg} token, got ${header.alg}`);
+  return String(json.access_token);
+}
+
+function tokenSpec(alg: Alg, clients: Credentials[]): LoadSpec {
+  return {
+    method: 'POST', path: '/token', authorizations: clients.map(basic),
+    body: new URLSearchParams({ grant_type: 'client_credentials', resource: RESOURCE(alg), scope: 'orders:read' }).toString(),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics and output
+
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+function summarize(samples: Sample[]): Sample {
+  return {
+    rps: median(samples.map((s) => s.rps)),
+    p50: median(samples.map((s) => s.p50)),
+    p99: median(samples.map((s) => s.p99)),
+    perCpuSecond: median(samples.map((s) => s.perCpuSecond)),
+    peakRssMiB: Math.max(...samples.map((s) => s.peakRssMiB)),
+    failures: samples.reduce((n, s) => n + s.failures, 0),
+  };
+}
+
+const f0 = (n: number) => Math.round(n).toLocaleString('en-US');
+const ms = (n: number) => (n < 10 ? n.toFixed(2) : n.toFixed(1));
+const x = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
+
+function markdown(rows: Row[], curve: { clients: number; sample: Sample }[], machine: Record<string, unknown>): string {
+  const lines = [
+    `Machine: ${String(machine.cpu)}, ${String(machine.cores)} cores, ${String(machine.memGiB)} GiB; Node ${String(machine.node)}; ${String(machine.postgres)}; wrk -t2.`,
+    `Load average before/after: ${String(machine.loadBefore)} / ${String(machine.loadAfter)}. Medians of ${RUNS} runs of ${RUN_SECONDS} s; Keyward and baseline alternating.`,
+    '',
+    '| scenario | conns | Keyward req/s | baseline req/s | ratio | Keyward p50 / p99 ms | baseline p50 / p99 ms | Keyward req per CPU-s | baseline req per CPU-s | ratio | peak RSS MiB K / B |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const r of rows) {
+    const k = r.keyward;
+    const b = r.baseline!;
+    lines.push(`| ${r.scenario} | ${r.connections} | ${f0(k.rps)} | ${f0(b.rps)} | ${x(k.rps, b.rps)} | ${ms(k.p50)} / ${ms(k.p99)} | ${ms(b.p50)} / ${ms(b.p99)} | ${f0(k.perCpuSecond)} | ${f0(b.perCpuSecond)} | ${x(k.perCpuSecond, b.perCpuSecond)} | ${f0(k.peakRssMiB)} / ${f0(b.peakRssMiB)} |`);
+  }
+  if (curve.length) {
+    const one = curve.find((c) => c.clients === 1)?.sample ?? curve[0]!.sample;
+    lines.push('', 'Keyward, client credentials ES256, 10 connections, clients round-robin:', '',
+      '| active clients | tokens/s | vs 1 client | p50 / p99 ms | tokens per CPU-s | peak RSS MiB |', '|---:|---:|---:|---:|---:|---:|');
+    for (const { clients, sample: s } of curve) {
+      lines.push(`| ${f0(clients)} | ${f0(s.rps)} | ${x(s.rps, one.rps)} | ${ms(s.p50)} / ${ms(s.p99)} | ${f0(s.perCpuSecond)} | ${f0(s.peakRssMiB)} |`);
+    }
+  }
+  const failures = [...rows.flatMap((r) => [r.keyward, r.baseline!]), ...curve.map((c) => c.sample)].reduce((n, s) => n + s.failures, 0);
+  lines.push('', failures ? `**${failures} failed requests** (non-2xx or socket errors) across all runs.` : 'No failed requests.');
+  return lines.join('\n') + '\n';
+}
+
+function ensureWrk(): void {
+  try {
+    execFileSync('wrk', ['--version'], { stdio: 'ignore' });
+    return;
+  } catch (error) {
+    // wrk --version exits 1 after printing its version: present.
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') return;
+  }
+  console.log('wrk is missing: apt-get install -y wrk');
+  execFileSync('apt-get', ['install', '-y', '-qq', 'wrk'], { stdio: 'inherit' });
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  ensureWrk();
+  const base = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+  const name = `keyward_bench_${randomBytes(4).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: base });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  const dbUrl = new URL(base);
+  dbUrl.pathname = `/${name}`;
+  const postgres = String((await admin.query<{ server_version: string }>('SHOW server_version')).rows[0]?.server_version ?? '?');
+  scratch = await mkdtemp(path.join(os.tmpdir(), 'keyward-bench-'));
+  const load = () => os.loadavg().map((l) => l.toFixed(2)).join(' ');
+  const machine = {
+    cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, memGiB: Math.round(os.totalmem() / 2 ** 30),
+    node: process.version, postgres: `PostgreSQL ${postgres}`, loadBefore: load(), loadAfter: '',
+  };
+  console.log(`machine: ${machine.cpu}, ${machine.cores} cores, load ${machine.loadBefore}; ${RUNS} runs × ${RUN_SECONDS} s`);
+  const maxClients = Math.max(...CLIENT_COUNTS, 1);
+  let keyward: { child: ChildProcess; target: Target } | undefined;
+  let baseline: { child: ChildProcess; target: Target } | undefined;
+  try {
+    [keyward, baseline] = await Promise.all([
+      start('keyward', { BENCH_DATABASE_URL: dbUrl.toString(), BENCH_CLIENTS: String(maxClients) }),
+      start('baseline', {}),
+    ]);
+    console.log(`servers up in ${((Date.now() - started) / 1000).toFixed(0)} s (${maxClients} Keyward clients created)`);
+    const k = keyward.target;
+    const b = baseline.target;
+
+    // Scenarios; a token of each kind first, by hand.
+    const scenarios: { name: string; connections: number; spec: (t: Target) => LoadSpec }[] = [];
+    for (const alg of ALGS) {
+      await token('keyward', k, alg);
+      await token('baseline', b, alg);
+      for (const connections of [10, 50]) scenarios.push({ name: `token ${alg}`, connections, spec: (t) => tokenSpec(alg, t.clients.slice(0, 1)) });
+    }
+    // Keyward introspects its JWTs (signature, expiry, revocation list); oidc-provider refuses
+    // JWTs ("Structured JWT Tokens cannot be introspected") and looks opaque ones up in memory.
+    const opaque = await post(b, '/token', b.clients[0]!, { grant_type: 'client_credentials', resource: OPAQUE_RESOURCE, scope: 'orders:read' });
+    const introspected = new Map([[k, await token('keyward', k, 'ES256')], [b, String(opaque.json.access_token)]]);
+    for (const t of [k, b]) {
+      const { status, json } = await post(t, '/token/introspection', t.clients[0]!, { token: introspected.get(t)! });
+      if (status !== 200 || json.active !== true) throw new Error(`introspection probe failed: ${status} ${JSON.stringify(json)}`);
+    }
+    scenarios.push({
+      name: 'introspection (baseline: opaque)', connections: 10,
+      spec: (t) => ({ method: 'POST', path: '/token/introspection', authorizations: [basic(t.clients[0]!)], body: new URLSearchParams({ token: introspected.get(t)! }).toString() }),
+    });
+    scenarios.push({ name: 'JWKS', connections: 10, spec: () => ({ method: 'GET', path: '/jwks', authorizations: [], body: '' }) });
+
+    for (const s of scenarios) {
+      await wrk(k, s.spec(k), s.connections, WARMUP_SECONDS);
+      await wrk(b, s.spec(b), s.connections, WARMUP_SECONDS);
+    }
+    const samples = new Map<string, { keyward: Sample[]; baseline: Sample[] }>();
+    for (let run = 0; run < RUNS; run++) {
+      for (const s of scenarios) {
+        const key = `${s.name} c${s.connections}`;
+        const entry = samples.get(key) ?? { keyward: [], baseline: [] };
+        samples.set(key, entry);
+        // Alternating, and which goes first swaps every run: both see the same background load.
+        const order: ['keyward' | 'baseline', Target][] = run % 2 === 0 ? [['keyward', k], ['baseline', b]] : [['baseline', b], ['keyward', k]];
+        for (const [who, t] of order) entry[who].push(await wrk(t, s.spec(t), s.connections, RUN_SECONDS));
+        const kk = entry.keyward.at(-1)!;
+        const bb = entry.baseline.at(-1)!;
+        console.log(`run ${run + 1} ${key.padEnd(20)} keyward ${f0(kk.rps).padStart(6)}/s p99 ${ms(kk.p99).padStart(5)} ms ${f0(kk.perCpuSecond).padStart(6)}/CPU-s | baseline ${f0(bb.rps).padStart(6)}/s p99 ${ms(bb.p99).padStart(5)} ms ${f0(bb.perCpuSecond).padStart(6)}/CPU-s`);
+      }
+    }
+    const rows: Row[] = scenarios.map((s) => {
+      const entry = samples.get(`${s.name} c${s.connections}`)!;
+      return { scenario: s.name, connections: s.connections, keyward: summarize(entry.keyward), baseline: summarize(entry.baseline) };
+    });
+
+    // The client-count curve: Keyward only, every client used in turn.
+    const curve: { clients: number; sample: Sample }[] = [];
+    let oneClientRps = 0;
+    for (const count of CLIENT_COUNTS) {
+      const spec = tokenSpec('ES256', k.clients.slice(0, count));
+      // Warm-up long enough for every client to be used about once.
+      const warm = oneClientRps ? Math.min(30, Math.max(WARMUP_SECONDS, Math.ceil((1.2 * count) / oneClientRps))) : WARMUP_SECONDS;
+      await wrk(k, spec, 10, warm);
+      const runs: Sample[] = [];
+      for (let run = 0; run < RUNS; run++) runs.push(await wrk(k, spec, 10, RUN_SECONDS));
+      const sample = summarize(runs);
+      if (!oneClientRps) oneClientRps = sample.rps;
+      curve.push({ clients: count, sample });
+      console.log(`clients ${f0(count).padStart(6)}: ${f0(sample.rps)} tokens/s p99 ${ms(sample.p99)} ms (warm-up ${warm} s)`);
+    }
+
+    machine.loadAfter = load();
+    const table = markdown(rows, curve, machine);
+    console.log(`\n${table}`);
+    await mkdir(RESULTS, { recursive: true });
+    const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
+    const json = { date: new Date().toISOString(), machine, runs: RUNS, runSeconds: RUN_SECONDS, rows, curve, samples: Object.fromEntries(samples), wallSeconds: Math.round((Date.now() - started) / 1000) };
+    await writeFile(path.join(RESULTS, `${stamp}.json`), JSON.stringify(json, null, 2) + '\n');
+    await writeFile(path.join(RESULTS, `${stamp}.md`), table);
+    await writeFile(path.join(RESULTS, 'latest.md'), table);
+    console.log(`results: bench/results/${stamp}.{json,md} (and latest.md); ${json.wallSeconds} s in all`);
+  } finally {
+    keyward?.child.kill();
+    baseline?.child.kill();
+    await rm(scratch, { recursive: true, force: true });
+    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await admin.end();
+  }
+}
+
+const role = process.argv[2];
+if (role === 'serve-keyward' || role === 'serve-baseline') {
+  const target = role === 'serve-keyward'
+    ? await serveKeyward(process.env.BENCH_DATABASE_URL!, Number(process.env.BENCH_CLIENTS ?? 1))
+    : await serveBaseline();
+  process.send!(target);
+  // bench/profile.ts asks for a normal exit, so that --cpu-prof writes its profile.
+  process.on('message', (message) => {
+    if (message === 'exit') process.exit(0);
+  });
+} else {
+  await main();
+}
