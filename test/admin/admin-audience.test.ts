@@ -4,6 +4,7 @@ import { decodeJwt } from 'jose';
 import * as oidc from 'openid-client';
 import { ADMIN_ROLE } from '../../src/identity/admin-roles.ts';
 import { createUser, startCallback, type Callback, type TestUser } from '../e2e/support.ts';
+import { Device } from '../support/device.ts';
 import { ORDERS, basic, postForm, seedOrders } from '../oidc/service-fixtures.ts';
 import { createTestDatabase, startServer, type TestDatabase, type TestServer } from '../support/harness.ts';
 import { adminClient, assertProblem, call, clientToken, failingFields, type AdminClient } from './support.ts';
@@ -37,42 +38,6 @@ after(async () => {
   await db?.drop();
 });
 
-/** One browser's cookies for the issuer. */
-class Device {
-  readonly #cookies = new Map<string, string>();
-
-  async request(url: string, init: { method?: string; form?: Record<string, string> } = {}): Promise<Response> {
-    const res = await fetch(url, {
-      method: init.method ?? 'GET',
-      redirect: 'manual',
-      headers: {
-        cookie: [...this.#cookies].map(([k, v]) => `${k}=${v}`).join('; '),
-        ...(init.form ? { 'content-type': 'application/x-www-form-urlencoded' } : {}),
-      },
-      ...(init.form ? { body: new URLSearchParams(init.form).toString() } : {}),
-    });
-    for (const line of res.headers.getSetCookie()) {
-      const [pair] = line.split(';');
-      const [name, value = ''] = pair!.split(/=(.*)/s) as [string, string?];
-      if (value === '') this.#cookies.delete(name.trim());
-      else this.#cookies.set(name.trim(), value);
-    }
-    return res;
-  }
-
-  /** Follows redirects on the issuer; stops at the first page or at the client's redirect URI. */
-  async follow(url: string, init: { method?: string; form?: Record<string, string> } = {}): Promise<{ url: string; res: Response }> {
-    let res = await this.request(url, init);
-    let at = url;
-    while (res.status >= 300 && res.status < 400) {
-      at = new URL(res.headers.get('location')!, at).href;
-      if (at.startsWith(callback.redirectUri)) return { url: at, res };
-      res = await this.request(at);
-    }
-    return { url: at, res };
-  }
-}
-
 const csrfOf = (html: string) => /name="csrf" value="([^"]+)"/.exec(html)?.[1] ?? assert.fail('no csrf field on the page');
 
 async function browserClient(options: { firstParty: boolean; adminConsole?: boolean; allowed?: string[] }): Promise<string> {
@@ -97,7 +62,7 @@ function authorizationUrl(clientId: string, challenge: string, resource: string,
 
 /** Signs `who` in at a first-party client asking for `resource`; returns the access token. */
 async function userToken(clientId: string, who: TestUser, resource: string): Promise<string> {
-  const device = new Device();
+  const device = new Device(callback);
   const verifier = oidc.randomPKCECodeVerifier();
   const login = await device.follow(authorizationUrl(clientId, await oidc.calculatePKCECodeChallenge(verifier), resource));
   const html = await login.res.text();
@@ -114,7 +79,7 @@ async function userToken(clientId: string, who: TestUser, resource: string): Pro
 /** The authorization endpoint's answer, up to the redirect back to the client (or a page). */
 async function authorize(clientId: string, resource: string): Promise<URL> {
   const challenge = await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier());
-  const { url } = await new Device().follow(authorizationUrl(clientId, challenge, resource));
+  const { url } = await new Device(callback).follow(authorizationUrl(clientId, challenge, resource));
   return new URL(url);
 }
 
@@ -229,12 +194,12 @@ test('RFC 9700 §2.3 (issue 10 F1): a third-party client asking an API token wit
   const who = await createUser(server.keyward, { roles: ['orders-reader'] });
   const challenge = await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier());
 
-  const bare = new Device();
+  const bare = new Device(callback);
   const login = await bare.follow(authorizationUrl(clientId, challenge, ORDERS));
   const refused = await bare.follow(`${login.url}/login`, { method: 'POST', form: { username: who.username, password: who.password, csrf: csrfOf(await login.res.text()) } });
   assert.equal(new URL(refused.url).searchParams.get('error'), 'invalid_scope', refused.url);
 
-  const device = new Device();
+  const device = new Device(callback);
   const again = await device.follow(authorizationUrl(clientId, challenge, ORDERS, { scope: 'openid orders:read' }));
   const consent = await device.follow(`${again.url}/login`, { method: 'POST', form: { username: who.username, password: who.password, csrf: csrfOf(await again.res.text()) } });
   const page = await consent.res.text();
