@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { binary } from '../support/binary.ts';
 
 /**
  * docker-compose.yml as the README's "Run with Docker Compose" uses it, checked offline by the
@@ -13,17 +13,6 @@ import { promisify } from 'node:util';
  */
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const run = promisify(execFile);
-
-function binary(name: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(':')) {
-    const file = path.join(dir, name);
-    try {
-      accessSync(file, constants.X_OK);
-      return file;
-    } catch { /* next */ }
-  }
-  return undefined;
-}
 
 const compose = binary('docker-compose');
 const skip = compose ? false : 'docker-compose is not installed (.ci/run installs it)';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -17,6 +17,7 @@ import { onFreshPort, addressInUse } from '../support/net.ts';
 import { authorize, codeGrant, seedUserFlow } from '../oidc/user-flow.ts';
 import { adminEnv, adminToken } from '../keys/helpers.ts';
 import { unsigned } from './issuer.ts';
+import { binary } from '../support/binary.ts';
 
 /**
  * DESIGN.md "Verifying at the edge" with real gateways: nginx `auth_request` → the forward-auth
@@ -29,16 +30,6 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const API = 'https://orders.gateway.test';
 const OTHER_API = 'https://billing.gateway.test';
 
-function binary(name: string): string | undefined {
-  for (const dir of [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/usr/local/sbin']) {
-    const file = path.join(dir, name);
-    try {
-      accessSync(file, constants.X_OK);
-      return file;
-    } catch { /* next */ }
-  }
-  return undefined;
-}
 const NGINX = binary('nginx');
 const HAPROXY = binary('haproxy');
 
