@@ -192,7 +192,7 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
     }));
     routers.push(adminRouter({
       issuer: config.issuer, clients, users, roles, resources, keyService, keys, provider, changes, revocations, audit,
-      auditTrail, logger, now, onStoreOutage,
+      auditTrail, logger, now, onStoreOutage, federation,
     }));
     const security = new SecurityMetrics(metrics.registry, {
       audit: () => audit.stats(),
