@@ -235,3 +235,51 @@ test('client_secret_basic traffic is untouched by federated_jwt (its body is lef
   const post = await postForm(server.url, '/token', { grant_type: 'client_credentials', scope: 'orders:read', client_id: client.client_id, client_secret: client_secret! });
   assert.equal(post.status, 200, post.text);
 });
+
+test('another Keyward as the issuer: a client_credentials token of Keyward A authenticates a federated_jwt client at Keyward B', async () => {
+  const dbA = await createTestDatabase();
+  const a = await startServer(dbA);
+  try {
+    // At A, Keyward B is an API: A's tokens for it carry aud = B's issuer.
+    await a.keyward.resources.create({ identifier: server.url, scopes: ['federation'] });
+    const { client, client_secret } = await a.keyward.clients.create({ client_name: 'orders at A', grant_types: ['client_credentials'], default_resource: server.url });
+    const issued = await postForm(a.url, '/token', { grant_type: 'client_credentials' }, { authorization: basic(client.client_id, client_secret!) });
+    assert.equal(issued.status, 200, issued.text);
+    const tokenOfA = issued.json!.access_token as string;
+
+    const atB = await federatedClient('orders (federated from A)');
+    await credential(atB, { name: 'keyward A', issuer: a.url, subject: client.client_id });
+    const res = await grant(atB, tokenOfA);
+    assert.equal(res.status, 200, res.text);
+    const { payload } = await verifyAccessToken(server.url, res.json!.access_token as string, ORDERS);
+    assert.equal(payload.client_id, atB);
+    // A's access tokens carry a jti: the same one is not accepted twice.
+    await refused(atB, tokenOfA, /jti was already used/);
+  } finally {
+    await a.stop();
+    await dbA.drop();
+  }
+});
+
+test('RFC 7523 §3 item 7 across instances: a jti used at one Keyward is refused at another on the same PostgreSQL store, also when both race',
+  { skip: process.env.DATABASE_URL ? false : 'a second instance on the same store needs PostgreSQL (PGlite serves one process)' }, async () => {
+    const second = await startServer(db);
+    try {
+      const token = await ghaToken();
+      const first = await grant(ids.gha, token);
+      assert.equal(first.status, 200, first.text);
+      const replay = await postForm(second.url, '/token', {
+        grant_type: 'client_credentials', scope: 'orders:read', client_id: ids.gha, client_assertion_type: JWT_BEARER, client_assertion: token,
+      });
+      assert.equal(replay.status, 401, replay.text);
+      assert.match(String(replay.json?.error_description), /jti was already used/);
+
+      const raced = await ghaToken();
+      const answers = await Promise.all([server.url, second.url].map((url) => postForm(url, '/token', {
+        grant_type: 'client_credentials', scope: 'orders:read', client_id: ids.gha, client_assertion_type: JWT_BEARER, client_assertion: raced,
+      })));
+      assert.deepEqual(answers.map((r) => r.status).sort(), [200, 401]);
+    } finally {
+      await second.stop();
+    }
+  });
