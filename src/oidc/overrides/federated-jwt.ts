@@ -3,7 +3,7 @@ import * as querystring from 'node:querystring';
 import type { Readable } from 'node:stream';
 import { SignJWT } from 'jose';
 import type { KoaContextWithOIDC, Provider } from 'oidc-provider';
-import type { FederatedAuthentication } from '../../identity/federation/index.ts';
+import { FederationRefused, type FederatedAuthentication } from '../../identity/federation/index.ts';
 
 export const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 
@@ -91,7 +91,8 @@ export function installFederatedJwt(provider: Provider, auth: FederatedClientAut
   }
   provider.use(async (ctx, next) => {
     if (ctx.method !== 'POST' || !paths.has(ctx.path) || ctx.get('authorization') || !ctx.is('application/x-www-form-urlencoded')) {
-      return next();
+      await next();
+      return;
     }
     const req = ctx.req as typeof ctx.req & { body?: unknown };
     let text: string | undefined;
@@ -105,20 +106,22 @@ export function installFederatedJwt(provider: Provider, auth: FederatedClientAut
       if (text === undefined) return answer(ctx, 400, 'invalid_request', 'failed to parse the request body');
       req.body = Buffer.from(text, 'utf8');
     } else {
-      return next();
+      await next();
+      return;
     }
     const params = querystring.parse(text);
     const clientId = params.client_id;
     const assertion = params.client_assertion;
     if (params.client_assertion_type !== JWT_BEARER || typeof clientId !== 'string' || typeof assertion !== 'string' || !(await auth.isFederated(clientId))) {
-      return next();
+      await next();
+      return;
     }
     let result: FederatedAuthentication;
     try {
       result = await auth.authenticate(clientId, assertion);
     } catch (error) {
-      if ((error as Error).name !== 'FederationRefused') throw error;
-      const description = `federated_jwt: ${(error as Error).message}`;
+      if (!(error instanceof FederationRefused)) throw error;
+      const description = `federated_jwt: ${error.message}`;
       refused?.(ctx as KoaContextWithOIDC, clientId, description);
       ctx.set('WWW-Authenticate', `Basic realm="${provider.issuer}", error="invalid_client"`);
       return answer(ctx, 401, 'invalid_client', description);
@@ -126,7 +129,7 @@ export function installFederatedJwt(provider: Provider, auth: FederatedClientAut
     params.client_assertion = await key.sign(clientId, provider.issuer);
     req.body = Buffer.from(querystring.stringify(params), 'utf8');
     authenticated.set(ctx, result);
-    return next();
+    await next();
   });
 }
 
