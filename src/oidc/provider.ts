@@ -8,7 +8,7 @@ import { clientAssertionConfiguration } from './client-assertion.ts';
 import { ClientAdapter, clientConfiguration, oidcScopesOf } from './clients.ts';
 import { AccessTokenVerifier } from './jwt/access-token.ts';
 import type { RevocationList } from './jwt/revocation-list.ts';
-import { installOverrides, InternalAssertionKey, oneTimeRequestUri, privateNetworkFetch, type FederatedClientAuth, type PageHeaders } from './overrides/index.ts';
+import { installOverrides, InternalAssertionKey, internalAssertionReplay, oneTimeRequestUri, privateNetworkFetch, type FederatedClientAuth, type PageHeaders } from './overrides/index.ts';
 import { policyConfiguration } from './policy.ts';
 import { refreshRotationConfiguration } from './refresh-rotation.ts';
 import { resourceConfiguration, resourceServerInfo } from './resources.ts';
@@ -72,11 +72,13 @@ export function createProvider(deps: ProviderDeps): Provider {
   // The client adapter needs the final scope list (see ClientAdapter), hence the late binding.
   let clientAdapter: ClientAdapter | undefined;
   let provider: Provider | undefined;
+  const federationKey = deps.federation ? new InternalAssertionKey() : undefined;
   const configuration = mergeConfiguration([
     {
       adapter: (name: string) => {
         if (name === 'Client') return clientAdapter!;
         const stored = deps.adapter(name);
+        if (name === 'ReplayDetection' && federationKey) return internalAssertionReplay(stored, federationKey);
         return name === 'PushedAuthorizationRequest' ? oneTimeRequestUri(stored) : singleUse(name, stored, () => provider!);
       },
       jwks: deps.jwks,
@@ -92,7 +94,6 @@ export function createProvider(deps: ProviderDeps): Provider {
     deps.allowPrivateNetworks ? privateNetworkFetch() : {},
     ...(deps.extra ?? []),
   ]);
-  const federationKey = deps.federation ? new InternalAssertionKey() : undefined;
   clientAdapter = new ClientAdapter(deps.clients, oidcScopesOf(configuration), federationKey?.jwks);
   provider = new Provider(deps.issuer, configuration);
   // Behind a TLS-terminating load balancer the issuer is https while the socket is not.

@@ -283,3 +283,10 @@ test('RFC 7523 §3 item 7 across instances: a jti used at one Keyward is refused
       await second.stop();
     }
   });
+
+test('the internal assertion that stands in for a verified external token is never written to the replay store (it cannot be replayed: it never leaves the process)', async () => {
+  const count = () => server.keyward.store.prisma.oidcArtifact.count({ where: { model: 'ReplayDetection' } });
+  const before = await count();
+  assert.equal((await grant(ids.k8s, await k8sToken())).status, 200);
+  assert.equal(await count(), before);
+});

@@ -5,6 +5,7 @@
  * names the override to revisit.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -481,4 +482,22 @@ test('oidc-provider 9.x: Provider#pathFor names the client-authenticating routes
   assert.equal(bare.provider.pathFor('revocation'), '/token/revocation');
   assert.equal(bare.provider.pathFor('pushed_authorization_request'), '/request');
   assert.throws(() => bare.provider.pathFor('backchannel_authentication'));
+});
+
+test('oidc-provider 9.x: ReplayDetection.unique looks its id up as sha256(iss + jti) base64url, find then upsert (internalAssertionReplay, federated-jwt.ts)', async () => {
+  const calls: string[] = [];
+  class Recording {
+    async find(id: string) { calls.push(`find:${id}`); return undefined; }
+    async upsert(id: string) { calls.push(`upsert:${id}`); }
+    async destroy() {}
+    async consume() {}
+    async findByUid() { return undefined; }
+    async findByUserCode() { return undefined; }
+    async revokeByGrantId() {}
+  }
+  const provider = new Provider('http://127.0.0.1:1', { jwks, adapter: Recording, features: { devInteractions: { enabled: false } } });
+  const ReplayDetection = (provider as unknown as { ReplayDetection: { unique(iss: string, jti: string, exp: number): Promise<boolean> } }).ReplayDetection;
+  assert.equal(await ReplayDetection.unique('client-1', 'jti-1', Math.floor(Date.now() / 1000) + 60), true);
+  const id = createHash('sha256').update('client-1jti-1').digest('base64url');
+  assert.deepEqual(calls, [`find:${id}`, `upsert:${id}`]);
 });

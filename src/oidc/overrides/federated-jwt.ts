@@ -1,8 +1,9 @@
-import { generateKeyPairSync, randomUUID, type KeyObject } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomUUID, type KeyObject } from 'node:crypto';
 import * as querystring from 'node:querystring';
 import type { Readable } from 'node:stream';
 import { SignJWT } from 'jose';
-import type { KoaContextWithOIDC, Provider } from 'oidc-provider';
+import { LRUCache } from 'lru-cache';
+import type { Adapter, AdapterPayload, KoaContextWithOIDC, Provider } from 'oidc-provider';
 import { FederationRefused, type FederatedAuthentication } from '../../identity/federation/index.ts';
 
 export const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
@@ -38,6 +39,12 @@ export function federatedAuthenticationOf(ctx: object): FederatedAuthentication 
  */
 export class InternalAssertionKey {
   readonly #privateKey: KeyObject;
+  /**
+   * ReplayDetection ids of assertions signed and not yet checked. Each is used once, in the
+   * request that made it; a request that ends before oidc-provider checks it leaves an entry
+   * that ages out. Bounded.
+   */
+  readonly #pending = new LRUCache<string, true>({ max: 10_000, ttl: 120_000 });
   readonly kid = `keyward-federation-${randomUUID()}`;
   readonly jwks: { keys: Record<string, unknown>[] };
 
@@ -49,13 +56,52 @@ export class InternalAssertionKey {
 
   /** An RFC 7523 private_key_jwt assertion for `clientId`, valid for 60 s, for `audience` alone. */
   sign(clientId: string, audience: string): Promise<string> {
+    const jti = randomUUID();
+    this.#pending.set(replayId(clientId, jti), true);
     return new SignJWT({})
       .setProtectedHeader({ alg: 'ES256', kid: this.kid })
       .setIssuer(clientId).setSubject(clientId).setAudience(audience)
-      .setJti(randomUUID()).setIssuedAt().setExpirationTime('60s')
+      .setJti(jti).setIssuedAt().setExpirationTime('60s')
       .sign(this.#privateKey);
   }
+
+  /** True, once, for the ReplayDetection id of an assertion this key signed. */
+  takeReplayId(id: string): boolean {
+    return this.#pending.delete(id);
+  }
 }
+
+/** oidc-provider's ReplayDetection id of an assertion (lib/models/replay_detection.js: sha256 of iss + jti). */
+function replayId(iss: string, jti: string): string {
+  return createHash('sha256').update(`${iss}${jti}`).digest('base64url');
+}
+
+/**
+ * The ReplayDetection storage with this process's own assertions kept out of the store. An
+ * internal assertion never leaves the process and carries a fresh random jti, so it cannot be
+ * replayed; checking it in the store (three round trips) would double the cost of a federated
+ * authentication for nothing. Every other id (private_key_jwt assertions, DPoP proofs) goes to
+ * the store as before.
+ */
+export function internalAssertionReplay(stored: Adapter, key: InternalAssertionKey): Adapter {
+  const skipped = new LRUCache<string, true>({ max: 10_000, ttl: 120_000 });
+  return {
+    find: async (id): Promise<AdapterPayload | undefined> => {
+      if (!key.takeReplayId(id)) return (await stored.find(id)) ?? undefined;
+      skipped.set(id, true);
+      return undefined;
+    },
+    upsert: async (id, payload, expiresIn) => {
+      if (!skipped.delete(id)) await stored.upsert(id, payload, expiresIn);
+    },
+    findByUid: (uid) => stored.findByUid(uid),
+    findByUserCode: (userCode) => stored.findByUserCode(userCode),
+    destroy: (id) => stored.destroy(id),
+    revokeByGrantId: (grantId) => stored.revokeByGrantId(grantId),
+    consume: (id) => stored.consume(id),
+  };
+}
+
 
 /**
  * `token_endpoint_auth_method: federated_jwt` (DESIGN.md "Workloads without secrets").

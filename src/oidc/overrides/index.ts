@@ -43,7 +43,9 @@
  *   `sub` and accepts only its own methods; the urlencoded body parser
  *   (lib/shared/selective_body.js) reads `ctx.request.body` when the request stream was already
  *   consumed; `Provider#pathFor` names each route's path; a private_key_jwt client's assertion
- *   is verified against its `jwks` with aud = the issuer accepted. → federated-jwt.ts
+ *   is verified against its `jwks` with aud = the issuer accepted; `ReplayDetection.unique`
+ *   (lib/models/replay_detection.js) looks its id up as sha256(iss + jti), base64url, with
+ *   `find` then `upsert`. → federated-jwt.ts
  * - `fetchRequest` (lib/helpers/fetch_request.js) sets `options.dispatcher` to its SSRF-guarded
  *   undici Agent, then calls the `fetch` configuration with those options. → private-fetch.ts
  *
@@ -63,7 +65,7 @@ import { answerUnauthorizedClient } from './unauthorized-client.ts';
 import { installFederatedJwt, type FederatedClientAuth, type InternalAssertionKey } from './federated-jwt.ts';
 
 export { SECRET_PLACEHOLDER } from './client-secret.ts';
-export { federatedAuthenticationOf, InternalAssertionKey, JWT_BEARER, type FederatedClientAuth } from './federated-jwt.ts';
+export { federatedAuthenticationOf, InternalAssertionKey, internalAssertionReplay, JWT_BEARER, type FederatedClientAuth } from './federated-jwt.ts';
 export { oneTimeRequestUri } from './one-time-request-uri.ts';
 export { privateNetworkFetch } from './private-fetch.ts';
 export { narrowRequestedScope, requestedScopes } from './requested-scope.ts';
