@@ -13,7 +13,8 @@
  *   the request fetches the issuer's discovery document and JWKS over loopback HTTP. Cold is
  *   measured with single requests because under load only the first request of each cache
  *   lifetime (Cache-Control max-age, 5 min by default) is cold.
- * Each figure is the median of 3 runs. The stand-in issuer runs in this process (it serves
+ * Throughput is also given per CPU-second of the server process (/proc/<pid>/stat), the steadier
+ * figure on a shared machine. Each figure is the median of 3 runs. The stand-in issuer runs in this process (it serves
  * two small JSON documents per cold request); Keyward runs in a child process so the load
  * generator does not share its event loop. All on one machine: absolute figures are a floor,
  * the ratios are the result.
@@ -21,6 +22,7 @@
 import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -93,12 +95,21 @@ interface Request {
   body: string;
 }
 
-async function load(url: string, request: Request): Promise<{ rps: number; p50: number; failed: number }> {
+/** CPU seconds (user + system) the process has used: /proc/<pid>/stat fields 14 and 15, in clock ticks (100/s on Linux). */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** Load for SECONDS; `perCpuSecond` counts requests per CPU-second of the server (steadier than wall time on a shared machine). */
+async function load(url: string, request: Request, pid: number): Promise<{ rps: number; perCpuSecond: number; p50: number; failed: number }> {
+  const cpuBefore = cpuSeconds(pid);
   const result = await autocannon({
     url: `${url}/token`, method: 'POST', connections: CONNECTIONS, duration: SECONDS,
     headers: { 'content-type': 'application/x-www-form-urlencoded', ...request.headers }, body: request.body,
   });
-  return { rps: result.requests.average, p50: result.latency.p50, failed: result.non2xx + result.errors };
+  const cpu = cpuSeconds(pid) - cpuBefore;
+  return { rps: result.requests.average, perCpuSecond: result.requests.total / cpu, p50: result.latency.p50, failed: result.non2xx + result.errors };
 }
 
 async function singles(url: string, request: Request, before?: () => Promise<void>): Promise<number> {
@@ -175,21 +186,23 @@ async function main(): Promise<void> {
       }).toString(),
     };
     console.log(`store: ${base ? 'PostgreSQL' : 'PGlite'}; ${os.cpus().length} CPUs; load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-    await load(target.url, secret); // warm-up (JIT, pools)
-    await load(target.url, federated);
-    const rows = { secretRps: [] as number[], federatedRps: [] as number[], secretOne: [] as number[], warmOne: [] as number[], coldOne: [] as number[] };
+    const pid = child.pid!;
+    await load(target.url, secret, pid); // warm-up (JIT, pools)
+    await load(target.url, federated, pid);
+    const rows = { secretRps: [] as number[], federatedRps: [] as number[], secretCpu: [] as number[], federatedCpu: [] as number[], secretOne: [] as number[], warmOne: [] as number[], coldOne: [] as number[] };
     for (let run = 1; run <= RUNS; run++) {
-      const s = await load(target.url, secret);
-      const f = await load(target.url, federated);
+      const s = await load(target.url, secret, pid);
+      const f = await load(target.url, federated, pid);
       const fetchesBefore = issuerFetches;
       const secretOne = await singles(target.url, secret);
       const warmOne = await singles(target.url, federated);
       const coldOne = await singles(target.url, federated, clear);
       if (issuerFetches - fetchesBefore !== 2 * SINGLES) throw new Error(`expected ${2 * SINGLES} issuer fetches in the cold loop, saw ${issuerFetches - fetchesBefore}`);
       rows.secretRps.push(s.rps); rows.federatedRps.push(f.rps);
+      rows.secretCpu.push(s.perCpuSecond); rows.federatedCpu.push(f.perCpuSecond);
       rows.secretOne.push(secretOne); rows.warmOne.push(warmOne); rows.coldOne.push(coldOne);
-      console.log(`run ${run}: client_secret_basic ${s.rps.toFixed(0)} req/s (p50 ${s.p50} ms${s.failed ? `, ${s.failed} failed` : ''}); `
-        + `federated_jwt warm ${f.rps.toFixed(0)} req/s (p50 ${f.p50} ms${f.failed ? `, ${f.failed} failed` : ''}); `
+      console.log(`run ${run}: client_secret_basic ${s.rps.toFixed(0)} req/s, ${s.perCpuSecond.toFixed(0)} per CPU-s (p50 ${s.p50} ms${s.failed ? `, ${s.failed} failed` : ''}); `
+        + `federated_jwt warm ${f.rps.toFixed(0)} req/s, ${f.perCpuSecond.toFixed(0)} per CPU-s (p50 ${f.p50} ms${f.failed ? `, ${f.failed} failed` : ''}); `
         + `one request: secret ${secretOne.toFixed(2)} ms, federated warm ${warmOne.toFixed(2)} ms, federated cold ${coldOne.toFixed(2)} ms`);
     }
     const m = Object.fromEntries(Object.entries(rows).map(([k, v]) => [k, median(v)])) as Record<keyof typeof rows, number>;
@@ -197,6 +210,7 @@ async function main(): Promise<void> {
     console.log(`| | client_secret_basic | federated_jwt warm | federated_jwt cold |`);
     console.log(`|---|---:|---:|---:|`);
     console.log(`| throughput req/s | ${m.secretRps.toFixed(0)} | ${m.federatedRps.toFixed(0)} (${(m.federatedRps / m.secretRps).toFixed(2)}×) | – |`);
+    console.log(`| requests per server CPU-second | ${m.secretCpu.toFixed(0)} | ${m.federatedCpu.toFixed(0)} (${(m.federatedCpu / m.secretCpu).toFixed(2)}×) | – |`);
     console.log(`| one request ms | ${m.secretOne.toFixed(2)} | ${m.warmOne.toFixed(2)} (${(m.warmOne / m.secretOne).toFixed(2)}×) | ${m.coldOne.toFixed(2)} (${(m.coldOne / m.secretOne).toFixed(2)}×) |`);
   } finally {
     child.kill();
