@@ -8,7 +8,7 @@ import { AuditQuery } from './audit/query.ts';
 import { startAuditRetention } from './audit/retention.ts';
 import type { AuditWriter } from './audit/writer.ts';
 import type { Config } from './config/env.ts';
-import { createDomain } from './domain.ts';
+import { createDomain, type Domain } from './domain.ts';
 import { createHttpApp } from './http/app.ts';
 import { healthRoutes } from './http/health.ts';
 import { Metrics, SecurityMetrics } from './http/metrics.ts';
@@ -76,6 +76,8 @@ export interface Keyward {
   keyService: KeyService;
   /** Performs scheduled key transitions (tests drive it with their clock via runDue()). */
   keyScheduler: KeyScheduler;
+  /** Federated credentials and the federated_jwt authentication (workload identity federation). */
+  federation: Domain['federation'];
   /** Rebuilds the provider from the stored key set (hot reload). */
   reloadKeys(): Promise<void>;
   listen(): Promise<{ port: number; url: string }>;
@@ -106,7 +108,7 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
       if (applied.length) logger.info({ migrations: applied }, 'migrations applied');
     }
     const domain = await createDomain(config, store, logger, now, { rekey: true });
-    const { secrets, rekeyed, changes, clients, roles, resources, users, keys, audit, keySettings, jwksConsumers } = domain;
+    const { secrets, rekeyed, changes, clients, roles, resources, users, keys, audit, keySettings, jwksConsumers, federation } = domain;
     await changes.start();
     startedFeed = changes;
     audit.start();
@@ -141,7 +143,7 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
         allowPrivateNetworks: config.allowPrivateJwksUri,
         pageHeaders: providerPageHeaders,
         extra: [accountConfiguration(users), interactionConfiguration()] as Partial<Configuration>[],
-        audit, onStoreOutage,
+        audit, onStoreOutage, federation: federation.authenticator,
         tokenFingerprint: (value) => hmacSha256(tokenAuditKey, value).toString('base64url'),
       });
       return { built, jwks };
@@ -190,7 +192,7 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
     }));
     routers.push(adminRouter({
       issuer: config.issuer, clients, users, roles, resources, keyService, keys, provider, changes, revocations, audit,
-      auditTrail, logger, now, onStoreOutage,
+      auditTrail, logger, now, onStoreOutage, federation,
     }));
     const security = new SecurityMetrics(metrics.registry, {
       audit: () => audit.stats(),
@@ -223,7 +225,7 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
 
     let server: Server | undefined;
     return {
-      config, store, clients, roles, resources, users, keys, changes, audit, auditTrail, revocations, provider, bootstrap, keyService, keyScheduler,
+      config, store, clients, roles, resources, users, keys, changes, audit, auditTrail, revocations, provider, bootstrap, keyService, keyScheduler, federation,
       reloadKeys: () => keyFollower.reload(),
       async listen() {
         server = app.listen(config.port, config.host);

@@ -105,6 +105,7 @@ const schema = z.object({
   KEYWARD_DB_STATEMENT_TIMEOUT: duration.default(5_000),
   KEYWARD_DB_POOL_SIZE: z.coerce.number().int().min(2).max(200).default(10),
   KEYWARD_CACHE_MAX_STALENESS: duration.default(5 * 60_000),
+  KEYWARD_FEDERATION_MAX_TOKEN_AGE: duration.default(3_600_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -147,6 +148,8 @@ export interface Config {
   db: { connectTimeoutMs: number; statementTimeoutMs: number; poolSize: number };
   /** How long cached clients, roles and resources stay in use without word from the store (LISTEN down). */
   cacheMaxStalenessMs: number;
+  /** Oldest (by `iat`) an external token may be to authenticate a federated_jwt client. */
+  federationMaxTokenAgeMs: number;
   logLevel: z.infer<typeof schema>['LOG_LEVEL'];
 }
 
@@ -228,6 +231,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     auditLogLevel: e.KEYWARD_AUDIT_LOG,
     db: { connectTimeoutMs: e.KEYWARD_DB_CONNECT_TIMEOUT, statementTimeoutMs: e.KEYWARD_DB_STATEMENT_TIMEOUT, poolSize: e.KEYWARD_DB_POOL_SIZE },
     cacheMaxStalenessMs: e.KEYWARD_CACHE_MAX_STALENESS,
+    federationMaxTokenAgeMs: e.KEYWARD_FEDERATION_MAX_TOKEN_AGE,
     logLevel: e.LOG_LEVEL,
   };
 }

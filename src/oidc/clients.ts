@@ -12,6 +12,8 @@ export class ClientAdapter implements Adapter {
   constructor(
     private readonly clients: ClientService,
     private readonly oidcScopes: ReadonlySet<string> = new Set(['openid', 'offline_access']),
+    /** The public half of overrides/federated-jwt.ts's InternalAssertionKey; without it federated clients do not exist. */
+    private readonly federatedJwks?: { keys: object[] },
   ) {}
 
   async find(clientId: string): Promise<AdapterPayload | undefined> {
@@ -19,6 +21,8 @@ export class ClientAdapter implements Adapter {
     if (!record || record.disabled) return undefined;
     const { metadata } = record;
     const usesCode = metadata.grant_types.includes('authorization_code');
+    const federated = metadata.token_endpoint_auth_method === 'federated_jwt';
+    if (federated && !this.federatedJwks) return undefined;
     return {
       client_id: record.clientId,
       client_name: record.name,
@@ -26,10 +30,13 @@ export class ClientAdapter implements Adapter {
       response_types: usesCode ? ['code'] : [],
       redirect_uris: metadata.redirect_uris,
       post_logout_redirect_uris: metadata.post_logout_redirect_uris,
-      token_endpoint_auth_method: metadata.token_endpoint_auth_method,
+      token_endpoint_auth_method: metadata.token_endpoint_auth_method === 'federated_jwt' ? 'private_key_jwt' : metadata.token_endpoint_auth_method,
       ...(isConfidential(metadata.token_endpoint_auth_method) ? { client_secret: SECRET_PLACEHOLDER } : {}),
       ...(metadata.jwks ? { jwks: metadata.jwks } : {}),
       ...(metadata.jwks_uri ? { jwks_uri: metadata.jwks_uri } : {}),
+      // oidc-provider sees a private_key_jwt client whose only key is this process's own
+      // (overrides/federated-jwt.ts swaps a verified external token for an assertion of it).
+      ...(federated ? { token_endpoint_auth_signing_alg: 'ES256', jwks: this.federatedJwks } : {}),
       ...this.#oidcScope(metadata.scope),
       ...(metadata.default_resource ? { default_resource: metadata.default_resource } : {}),
     };
@@ -51,7 +58,8 @@ export class ClientAdapter implements Adapter {
 
 export function clientConfiguration(): Partial<Configuration> {
   return {
-    clientAuthMethods: [...AUTH_METHODS],
+    // federated_jwt is presented to oidc-provider as private_key_jwt (see ClientAdapter).
+    clientAuthMethods: AUTH_METHODS.filter((method) => method !== 'federated_jwt'),
     extraClientMetadata: {
       properties: ['default_resource'],
       validator(_ctx, key, value) {

@@ -8,7 +8,7 @@ import { clientAssertionConfiguration } from './client-assertion.ts';
 import { ClientAdapter, clientConfiguration, oidcScopesOf } from './clients.ts';
 import { AccessTokenVerifier } from './jwt/access-token.ts';
 import type { RevocationList } from './jwt/revocation-list.ts';
-import { installOverrides, oneTimeRequestUri, privateNetworkFetch, type PageHeaders } from './overrides/index.ts';
+import { installOverrides, InternalAssertionKey, internalAssertionReplay, oneTimeRequestUri, privateNetworkFetch, type FederatedClientAuth, type PageHeaders } from './overrides/index.ts';
 import { policyConfiguration } from './policy.ts';
 import { refreshRotationConfiguration } from './refresh-rotation.ts';
 import { resourceConfiguration, resourceServerInfo } from './resources.ts';
@@ -46,6 +46,8 @@ export interface ProviderDeps {
   audit?: AuditSink;
   /** Names opaque tokens in the audit trail without their value (see token-audit.ts). */
   tokenFingerprint?: TokenFingerprint;
+  /** Client authentication with external tokens (federated_jwt); without it such clients do not exist. */
+  federation?: FederatedClientAuth;
 }
 
 type Part = Partial<Configuration>;
@@ -70,11 +72,13 @@ export function createProvider(deps: ProviderDeps): Provider {
   // The client adapter needs the final scope list (see ClientAdapter), hence the late binding.
   let clientAdapter: ClientAdapter | undefined;
   let provider: Provider | undefined;
+  const federationKey = deps.federation ? new InternalAssertionKey() : undefined;
   const configuration = mergeConfiguration([
     {
       adapter: (name: string) => {
         if (name === 'Client') return clientAdapter!;
         const stored = deps.adapter(name);
+        if (name === 'ReplayDetection' && federationKey) return internalAssertionReplay(stored, federationKey);
         return name === 'PushedAuthorizationRequest' ? oneTimeRequestUri(stored) : singleUse(name, stored, () => provider!);
       },
       jwks: deps.jwks,
@@ -90,7 +94,7 @@ export function createProvider(deps: ProviderDeps): Provider {
     deps.allowPrivateNetworks ? privateNetworkFetch() : {},
     ...(deps.extra ?? []),
   ]);
-  clientAdapter = new ClientAdapter(deps.clients, oidcScopesOf(configuration));
+  clientAdapter = new ClientAdapter(deps.clients, oidcScopesOf(configuration), federationKey?.jwks);
   provider = new Provider(deps.issuer, configuration);
   // Behind a TLS-terminating load balancer the issuer is https while the socket is not.
   provider.proxy = (deps.proxyHops ?? 0) > 0;
@@ -100,6 +104,7 @@ export function createProvider(deps: ProviderDeps): Provider {
     issuer: deps.issuer,
     pageHeaders: deps.pageHeaders,
     clients: deps.clients,
+    ...(deps.federation && federationKey ? { federation: { auth: deps.federation, key: federationKey, ...(deps.audit ? { audit: deps.audit } : {}) } } : {}),
     jwtTokens: {
       verifier: new AccessTokenVerifier(deps.issuer, deps.jwks.keys as JWK[], deps.now),
       revocations: deps.revocations,

@@ -4,8 +4,12 @@ import { z } from 'zod';
 export const GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials'] as const;
 export type GrantType = (typeof GRANT_TYPES)[number];
 
-/** Token endpoint authentication methods (RFC 7591 §2); client_secret_jwt is off (see oidc/policy.ts). */
-export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'] as const;
+/**
+ * Token endpoint authentication methods (RFC 7591 §2); client_secret_jwt is off (see oidc/policy.ts).
+ * `federated_jwt` is Keyward's own: an external issuer's token per the client's federated
+ * credentials (identity/federation/, oidc/overrides/federated-jwt.ts).
+ */
+export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none', 'federated_jwt'] as const;
 export type AuthMethod = (typeof AUTH_METHODS)[number];
 
 /** RFC 7591 client metadata as stored (never includes a secret). */
@@ -125,6 +129,9 @@ export function clientShapeIssues(client: MetadataInput): ClientIssue[] {
   }
   if (method === 'private_key_jwt' && !client.jwks && !client.jwks_uri) {
     issues.push({ field: 'jwks', message: 'private_key_jwt requires jwks or jwks_uri' });
+  }
+  if (method === 'federated_jwt' && (client.jwks || client.jwks_uri)) {
+    issues.push({ field: 'jwks', message: 'federated_jwt takes its keys from the client\'s federated credentials; remove jwks and jwks_uri' });
   }
   if (client.jwks && client.jwks_uri) issues.push({ field: 'jwks_uri', message: 'give jwks or jwks_uri, not both' });
   if (client.admin_console && !client.first_party) {
