@@ -1,5 +1,5 @@
 import type { Adapter, AdapterPayload, Configuration } from 'oidc-provider';
-import { AUTH_METHODS, isConfidential, type ClientService } from '../identity/clients/index.ts';
+import { AUTH_METHODS, SUBJECT_PROPERTIES, isConfidential, type ClientMetadata, type ClientService } from '../identity/clients/index.ts';
 import { SECRET_PLACEHOLDER } from './overrides/index.ts';
 
 /** The "Client" model of oidc-provider, read from Keyward's client registry (cached). */
@@ -32,6 +32,7 @@ export class ClientAdapter implements Adapter {
       ...(metadata.jwks_uri ? { jwks_uri: metadata.jwks_uri } : {}),
       ...this.#oidcScope(metadata.scope),
       ...(metadata.default_resource ? { default_resource: metadata.default_resource } : {}),
+      ...boundMetadata(metadata),
     };
   }
 
@@ -47,6 +48,15 @@ export class ClientAdapter implements Adapter {
   async consume(): Promise<void> {}
   async destroy(): Promise<void> {}
   async revokeByGrantId(): Promise<void> {}
+}
+
+/** RFC 8705 / RFC 9449 metadata, under the names oidc-provider reads. */
+function boundMetadata(metadata: ClientMetadata): AdapterPayload {
+  const out: AdapterPayload = {};
+  for (const property of SUBJECT_PROPERTIES) if (metadata[property]) out[property] = metadata[property];
+  if (metadata.tls_client_certificate_bound_access_tokens) out.tls_client_certificate_bound_access_tokens = true;
+  if (metadata.dpop_bound_access_tokens) out.dpop_bound_access_tokens = true;
+  return out;
 }
 
 export function clientConfiguration(): Partial<Configuration> {
