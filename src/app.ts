@@ -135,7 +135,7 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
     const revocations = new RevokedTokens(store.prisma);
     const auditTrail = new AuditQuery(store.prisma);
     const adapter = oidcArtifactAdapters(store.prisma, now);
-    const certificates = new ClientCertificates({ header: config.clientCertHeader, proxyHops: config.proxyHops, clientCa: config.tls?.clientCa, now });
+    const certificates = new ClientCertificates({ header: config.clientCertHeader, proxyHops: config.proxyHops, clientCa: config.clientCa, now });
     if (certificates.headerIgnored) logger.warn('KEYWARD_CLIENT_CERT_HEADER is ignored: it is trusted only behind a proxy (set KEYWARD_PROXY_HOPS)');
     const senderConstraints = { clientCertificate: certificates.of, dpopNonceSecret: secrets['dpop-nonce'], dpopRequireNonce: config.dpopRequireNonce };
     const build = async () => {

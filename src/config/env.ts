@@ -152,8 +152,10 @@ export interface Config {
   db: { connectTimeoutMs: number; statementTimeoutMs: number; poolSize: number };
   /** How long cached clients, roles and resources stay in use without word from the store (LISTEN down). */
   cacheMaxStalenessMs: number;
-  /** KEYWARD_TLS_*: the listener speaks HTTPS and asks (not requires) for a client certificate. */
+  /** KEYWARD_TLS_CERT_FILE/_KEY_FILE: the listener speaks HTTPS and asks (not requires) for a client certificate. */
   tls: TlsConfig | undefined;
+  /** KEYWARD_TLS_CLIENT_CA_FILE: the CA bundle tls_client_auth certificates must chain to. */
+  clientCa: Buffer | undefined;
   /** KEYWARD_CLIENT_CERT_HEADER (lower case): the client certificate from a TLS-terminating proxy; honoured only with proxyHops > 0. */
   clientCertHeader: string | undefined;
   /** KEYWARD_DPOP_REQUIRE_NONCE: every DPoP proof must carry a server nonce (RFC 9449 §8). */
@@ -239,7 +241,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     auditLogLevel: e.KEYWARD_AUDIT_LOG,
     db: { connectTimeoutMs: e.KEYWARD_DB_CONNECT_TIMEOUT, statementTimeoutMs: e.KEYWARD_DB_STATEMENT_TIMEOUT, poolSize: e.KEYWARD_DB_POOL_SIZE },
     cacheMaxStalenessMs: e.KEYWARD_CACHE_MAX_STALENESS,
-    tls: loadTls(e),
+    ...loadTls(e),
     clientCertHeader: e.KEYWARD_CLIENT_CERT_HEADER,
     dpopRequireNonce: e.KEYWARD_DPOP_REQUIRE_NONCE,
     logLevel: e.LOG_LEVEL,

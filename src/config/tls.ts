@@ -2,11 +2,11 @@ import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { ConfigError } from './errors.ts';
 
-/** The HTTPS listener's material (KEYWARD_TLS_*), read and checked at start. */
+/** The HTTPS listener's material (KEYWARD_TLS_CERT_FILE, KEYWARD_TLS_KEY_FILE), read and checked at start. */
 export interface TlsConfig {
   cert: Buffer;
   key: Buffer;
-  /** KEYWARD_TLS_CLIENT_CA_FILE: the CA bundle tls_client_auth certificates must chain to (PEM, one or more). */
+  /** The CA bundle the handshake checks client certificates against (see `clientCa`). */
   clientCa: Buffer | undefined;
 }
 
@@ -43,13 +43,15 @@ function certificates(variable: string, file: string): Buffer {
   return pem;
 }
 
-/** The TLS listener configuration, or undefined for plain HTTP; a ConfigError names the variable at fault. */
-export function loadTls(env: TlsVariables): TlsConfig | undefined {
+/**
+ * The TLS listener (undefined: plain HTTP) and the CA bundle tls_client_auth certificates must
+ * chain to (KEYWARD_TLS_CLIENT_CA_FILE, PEM, one or more; also used for certificates a proxy
+ * forwards in KEYWARD_CLIENT_CERT_HEADER). A ConfigError names the variable at fault.
+ */
+export function loadTls(env: TlsVariables): { tls: TlsConfig | undefined; clientCa: Buffer | undefined } {
   const { KEYWARD_TLS_CERT_FILE: certFile, KEYWARD_TLS_KEY_FILE: keyFile, KEYWARD_TLS_CLIENT_CA_FILE: caFile } = env;
-  if (!certFile && !keyFile) {
-    if (caFile) throw new ConfigError('invalid KEYWARD_TLS_CLIENT_CA_FILE: needs KEYWARD_TLS_CERT_FILE and KEYWARD_TLS_KEY_FILE (the HTTPS listener)');
-    return undefined;
-  }
+  const clientCa = caFile ? certificates('KEYWARD_TLS_CLIENT_CA_FILE', caFile) : undefined;
+  if (!certFile && !keyFile) return { tls: undefined, clientCa };
   if (!certFile) throw new ConfigError('invalid KEYWARD_TLS_CERT_FILE: set both KEYWARD_TLS_CERT_FILE and KEYWARD_TLS_KEY_FILE, or neither');
   if (!keyFile) throw new ConfigError('invalid KEYWARD_TLS_KEY_FILE: set both KEYWARD_TLS_CERT_FILE and KEYWARD_TLS_KEY_FILE, or neither');
   const cert = certificates('KEYWARD_TLS_CERT_FILE', certFile);
@@ -59,5 +61,5 @@ export function loadTls(env: TlsVariables): TlsConfig | undefined {
   } catch {
     throw new ConfigError(`invalid KEYWARD_TLS_KEY_FILE: ${keyFile} holds no PEM private key`);
   }
-  return { cert, key, clientCa: caFile ? certificates('KEYWARD_TLS_CLIENT_CA_FILE', caFile) : undefined };
+  return { tls: { cert, key, clientCa }, clientCa };
 }
