@@ -1,4 +1,4 @@
-import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type Koa from 'koa';
 import type { TlsConfig } from '../config/tls.ts';
@@ -11,7 +11,9 @@ import type { TlsConfig } from '../config/tls.ts';
  * any certificate the client proves it holds.
  */
 export function createListener(app: Koa, tls: TlsConfig | undefined): Server {
-  if (!tls) return createHttpServer(app.callback());
+  const callback = app.callback();
+  const handle = (req: IncomingMessage, res: ServerResponse) => void callback(req, res);
+  if (!tls) return createHttpServer(handle);
   return createHttpsServer({
     cert: tls.cert,
     key: tls.key,
@@ -19,5 +21,5 @@ export function createListener(app: Koa, tls: TlsConfig | undefined): Server {
     rejectUnauthorized: false,
     // Without a bundle Node would check against the public roots, which must not vouch for clients.
     ca: tls.clientCa ?? [],
-  }, app.callback());
+  }, handle);
 }

@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import { calculateJwkThumbprint, decodeJwt } from 'jose';
 import * as oidc from 'openid-client';
 import { ADMIN_ROLE } from '../../src/identity/admin-roles.ts';
-import { dpopKey, type DpopKey } from '../support/dpop.ts';
+import { dpopKey } from '../support/dpop.ts';
 import { createTestDatabase, startServer, type TestDatabase, type TestServer } from '../support/harness.ts';
 import { authorize, REDIRECT_URI, seedUserFlow } from './user-flow.ts';
 
