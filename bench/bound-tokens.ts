@@ -11,7 +11,7 @@
  *   - mtls/https       tls_client_auth by subject DN, certificate-bound token, same listener
  *   - dpop/http        client_secret_basic + dpop_bound_access_tokens, a fresh ES256 proof per
  *                      request, signed here in the load generator (autocannon's setupRequest)
- * Keyward (two instances sharing one embedded store: one HTTP, one HTTPS listener) runs in a
+ * Keyward (two instances sharing one store, PostgreSQL when DATABASE_URL is set, else embedded: one HTTP, one HTTPS listener) runs in a
  * child process (this file with --serve), so the load generator does not share its event loop.
  * All on one machine: the load generator takes CPU from Keyward, so these figures are a floor.
  */
@@ -64,6 +64,24 @@ function pki(dir: string) {
   }
 }
 
+/** With DATABASE_URL: a fresh PostgreSQL database on that server (dropped at the end); otherwise the embedded store. */
+async function benchDatabase(): Promise<{ url: string; drop: () => Promise<void> } | undefined> {
+  const base = process.env.DATABASE_URL;
+  if (!base) return undefined;
+  const { default: pg } = await import('pg');
+  const name = `keyward_bench_${randomUUID().replace(/-/g, '').slice(0, 12)}`;
+  const admin = async (sql: string) => {
+    const client = new pg.Client({ connectionString: base });
+    await client.connect();
+    await client.query(sql);
+    await client.end();
+  };
+  await admin(`CREATE DATABASE ${name}`);
+  const url = new URL(base);
+  url.pathname = `/${name}`;
+  return { url: url.toString(), drop: () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
+}
+
 /** --serve: Keyward on HTTP and on HTTPS over one embedded store, with the bench clients; prints the setup as JSON. */
 async function serve(dir: string): Promise<void> {
   const { createKeyward } = await import('../src/app.ts');
@@ -71,9 +89,10 @@ async function serve(dir: string): Promise<void> {
   const { createLogger } = await import('../src/log/logger.ts');
   const { openStore } = await import('../src/store/store.ts');
   const logger = createLogger('warn');
-  const store = await openStore({ databaseUrl: undefined, dataDir: path.join(dir, 'pgdata'), logger });
+  const database = await benchDatabase();
+  const store = await openStore({ databaseUrl: database?.url, dataDir: path.join(dir, 'pgdata'), logger });
   const [httpPort, httpsPort] = [await freePort(), await freePort()];
-  const base = { HOST: '127.0.0.1', KEYWARD_KEK_FILE: path.join(dir, 'kek'), KEYWARD_DATA_DIR: path.join(dir, 'pgdata'), KEYWARD_RATE_LIMIT: 'off', LOG_LEVEL: 'warn' };
+  const base = { ...(database ? { DATABASE_URL: database.url } : {}), HOST: '127.0.0.1', KEYWARD_KEK_FILE: path.join(dir, 'kek'), KEYWARD_DATA_DIR: path.join(dir, 'pgdata'), KEYWARD_RATE_LIMIT: 'off', LOG_LEVEL: 'warn' };
   const plain = await createKeyward(loadConfig({ ...base, PORT: String(httpPort), ISSUER: `http://127.0.0.1:${httpPort}` }), { logger, store });
   const tls = await createKeyward(loadConfig({
     ...base, PORT: String(httpsPort), ISSUER: `https://127.0.0.1:${httpsPort}`,
@@ -95,7 +114,7 @@ async function serve(dir: string): Promise<void> {
   };
   process.stdout.write(`${JSON.stringify(setup)}\n`);
   process.on('SIGTERM', () => {
-    void Promise.all([plain.close(), tls.close()]).then(() => store.close()).then(() => process.exit(0));
+    void Promise.all([plain.close(), tls.close()]).then(() => store.close()).then(() => database?.drop()).then(() => process.exit(0));
   });
 }
 
@@ -172,6 +191,7 @@ async function main(): Promise<void> {
         for (const s of all) results.get(s.name)!.push(await s.run(SECONDS));
       }
       const rate = (name: string) => median(results.get(name)!.map((r) => r.rps));
+      console.log(`# store: ${process.env.DATABASE_URL ? 'PostgreSQL' : 'PGlite (embedded)'}`);
       console.log(`# token endpoint, client_credentials, ES256; autocannon ${CONNECTIONS} connections × ${SECONDS} s, alternating, median of ${RUNS}; cores: ${os.cpus().length}`);
       for (const s of all) {
         const runs = results.get(s.name)!;
