@@ -9,6 +9,7 @@
  *   - secret/http      client_secret_basic over plain HTTP
  *   - secret/https     client_secret_basic over the HTTPS listener (the fair baseline for mTLS)
  *   - mtls/https       tls_client_auth by subject DN, certificate-bound token, same listener
+ *   - hook/http      secret/http sent through autocannon's setupRequest (control for the next)
  *   - dpop/http        client_secret_basic + dpop_bound_access_tokens, a fresh ES256 proof per
  *                      request, signed here in the load generator (autocannon's setupRequest)
  * Keyward (two instances sharing one store, PostgreSQL when DATABASE_URL is set, else embedded: one HTTP, one HTTPS listener) runs in a
@@ -151,6 +152,17 @@ function scenarios(setup: Setup, dir: string): Scenario[] {
       run: (duration) => load({
         url: `${setup.https}/token`, duration, headers: form, body: `${body}&client_id=${setup.mtls}`,
         tlsOptions: { ca, cert: readFileSync(`${dir}/client.pem`), key: readFileSync(`${dir}/client.key`) },
+      }),
+    },
+    {
+      // Control: the same request path through setupRequest, without a proof (the hook's own cost).
+      name: 'hook/http',
+      run: (duration) => load({
+        url: `${setup.http}/token`, duration,
+        requests: [{
+          method: 'POST', path: '/token', body, headers: { ...form, authorization: basic(setup.secret) },
+          setupRequest: (req) => ({ ...req, headers: { ...req.headers, 'x-request-id': randomUUID() } }),
+        }],
       }),
     },
     {

@@ -386,3 +386,14 @@ test('oidc-provider 9.x: form_post renders one inline <script> and a <form actio
   const entity = resume.indexOf("ctx.oidc.entity('Interaction', interactionSession)");
   assert.ok(entity > 0 && entity < resume.indexOf('formPost(ctx'), 'Interaction entity set before the form_post');
 });
+
+test('oidc-provider 9.x: ReplayDetection.unique(iss, jti, exp) is true once and false after, per iss, through the store adapter (admin/binding.ts)', async () => {
+  const exp = Math.floor(Date.now() / 1000) + 300;
+  for (const provider of [bare.provider, keyward.keyward.provider.current]) {
+    assert.equal(await provider.ReplayDetection.unique('keyward-admin:a', 'contract-jti', exp), true);
+    assert.equal(await provider.ReplayDetection.unique('keyward-admin:a', 'contract-jti', exp), false);
+    assert.equal(await provider.ReplayDetection.unique('keyward-admin:b', 'contract-jti', exp), true);
+  }
+  // Keyward's instance keeps them in the store, where every other instance sees them.
+  assert.ok(await keyward.keyward.store.prisma.oidcArtifact.count({ where: { model: 'ReplayDetection' } }) >= 2);
+});
