@@ -40,10 +40,11 @@ const REALM = 'keyward-admin';
 /** A token naming an unknown kid reloads the key set at most this often (it may be brand new). */
 const RELOAD_AFTER_MISS_MS = 5_000;
 
-function unauthorized(detail: string, presented: boolean): Problem {
+function unauthorized(detail: string, presented: boolean, scheme: 'Bearer' | 'DPoP' = 'Bearer'): Problem {
+  // RFC 9449 §7.1: a DPoP-bound token is challenged with the DPoP scheme.
   const challenge = presented
-    ? `Bearer realm="${REALM}", error="invalid_token", error_description="${detail.replace(/"/g, "'")}"`
-    : `Bearer realm="${REALM}"`;
+    ? `${scheme} realm="${REALM}", error="invalid_token", error_description="${detail.replace(/"/g, "'")}"`
+    : `${scheme} realm="${REALM}"`;
   return new Problem(401, detail, undefined, { 'WWW-Authenticate': challenge });
 }
 
@@ -71,7 +72,7 @@ export class AdminAuthenticator {
     if (!match) throw unauthorized('the Authorization header must be "Bearer <token>" or "DPoP <token>"', true);
     const payload = await this.#verify(match[2]!);
     const refused = await bindingRefusal(ctx, match[2]!, match[1]!.toLowerCase() === 'dpop' ? 'dpop' : 'bearer', payload.cnf as Confirmation | undefined, this.deps);
-    if (refused) throw unauthorized(refused, true);
+    if (refused) throw unauthorized(refused, true, (payload.cnf as Confirmation | undefined)?.jkt !== undefined ? 'DPoP' : 'Bearer');
 
     // RFC 7009: a JWT revoked at the revocation endpoint is refused for the rest of its life.
     if (typeof payload.jti === 'string' && await this.deps.revocations.isRevoked(payload.jti)) {

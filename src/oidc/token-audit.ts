@@ -20,6 +20,9 @@ interface IssuedToken {
   scope?: string;
   accountId?: string;
   resourceServer?: { audience?: string };
+  /** RFC 9449 / RFC 8705: the key the token is bound to, if any. */
+  jkt?: string;
+  'x5t#S256'?: string;
 }
 
 /**
@@ -71,6 +74,7 @@ export function installTokenAudit(provider: Provider, audit: AuditSink, fingerpr
         ...tokenReference(token, fingerprint),
         aud: token?.resourceServer?.audience,
         scope: token?.scope,
+        ...(token?.jkt ? { bound: 'dpop' } : token?.['x5t#S256'] ? { bound: 'mtls' } : {}),
       },
     });
   });

@@ -5,6 +5,7 @@ import * as oidc from 'openid-client';
 import { ADMIN_ROLE } from '../../src/identity/admin-roles.ts';
 import { dpopKey } from '../support/dpop.ts';
 import { createTestDatabase, startServer, type TestDatabase, type TestServer } from '../support/harness.ts';
+import { auditEvents } from './service-fixtures.ts';
 import { authorize, REDIRECT_URI, seedUserFlow } from './user-flow.ts';
 
 /**
@@ -67,6 +68,8 @@ describe('RFC 9449 §5 DPoP access token request', () => {
     assert.equal(introspected.json.active, true);
     assert.equal(introspected.json.token_type, 'DPoP');
     assert.deepEqual(introspected.json.cnf, claims.cnf);
+    const issued = await auditEvents(server.keyward, 'token.issued');
+    assert.ok(issued.some((e) => e.actor === confidential.id && e.outcome === 'success' && e.details.bound === 'dpop'), 'audited as DPoP-bound');
   });
 
   test('§5.2 dpop_bound_access_tokens: a token request without a proof is refused', async () => {
@@ -139,7 +142,7 @@ describe('RFC 9449 §7.1 the admin API honours DPoP binding', () => {
     assert.match(replayed.headers.get('www-authenticate') ?? '', /replayed/);
     const stolen = await call({ authorization: `Bearer ${token}` });
     assert.equal(stolen.status, 401);
-    assert.match(stolen.headers.get('www-authenticate') ?? '', /DPoP-bound/);
+    assert.match(stolen.headers.get('www-authenticate') ?? '', /^DPoP .*DPoP-bound/);
     const thief = await dpopKey();
     const foreign = await call({ authorization: `DPoP ${token}`, dpop: await thief.proof('GET', url, { accessToken: token }) });
     assert.equal(foreign.status, 401);

@@ -9,6 +9,7 @@ import { createTestDatabase, startServer, type TestDatabase, type TestServer } f
 import { onFreshPort } from '../support/net.ts';
 import { TestPki, type Issued } from '../support/pki.ts';
 import { tlsRequest } from '../support/tls-request.ts';
+import { auditEvents } from './service-fixtures.ts';
 
 /**
  * RFC 8705 against Keyward's own HTTPS listener: mutual-TLS client authentication (§2.1
@@ -93,6 +94,8 @@ describe('RFC 8705 §2.1 tls_client_auth (PKI)', () => {
     const claims = decodeJwt(res.json.access_token as string);
     assert.deepEqual(claims.cnf, { 'x5t#S256': orders.thumbprint });
     assert.equal(claims.client_id, ids.dn);
+    const issued = await auditEvents(server.keyward, 'token.issued');
+    assert.ok(issued.some((e) => e.actor === ids.dn && e.outcome === 'success' && e.details.bound === 'mtls'), 'audited as certificate-bound');
   });
 
   for (const kind of ['dns', 'uri', 'ip', 'email'] as const) {
