@@ -7,6 +7,7 @@ import { decodeCursor, encodeCursor, type ListKind } from '../admin/pagination.t
 import type { Page } from '../domain/page.ts';
 import { clientCreate, clientId, secretRotation } from '../identity/clients/input.ts';
 import { credentialId, federatedCredentialCreate, federatedTokenTest } from '../identity/federation/index.ts';
+import { boundClientOptions, boundClientValues } from './bound-clients.ts';
 import { pageQuery, resourceCreate, roleAssignment, roleCreate, userCreate } from '../identity/input.ts';
 import { keyRotate, signingAlg } from '../keys/input.ts';
 import type { SigningKeyRecord } from '../keys/store.ts';
@@ -108,15 +109,16 @@ export const COMMANDS: Command[] = [
       'post-logout-redirect-uri': { type: 'string', multiple: true }, 'auth-method': { type: 'string' }, scope: { type: 'string' },
       role: { type: 'string', multiple: true }, 'first-party': { type: 'boolean' }, 'resource-server': { type: 'string' },
       'default-resource': { type: 'string' }, 'allowed-resource': { type: 'string', multiple: true }, 'admin-console': { type: 'boolean' },
+      ...boundClientOptions,
     },
     async run({ values }, deps) {
-      const body = parse(clientCreate, defined({
+      const body = parse(clientCreate, { ...await boundClientValues(values), ...defined({
         client_name: str(values.name), grant_types: list(values.grant) ?? ['client_credentials'], redirect_uris: list(values['redirect-uri']),
         post_logout_redirect_uris: list(values['post-logout-redirect-uri']), token_endpoint_auth_method: str(values['auth-method']),
         scope: str(values.scope), roles: list(values.role), first_party: values['first-party'] === true ? true : undefined,
         resource_server: str(values['resource-server']), default_resource: str(values['default-resource']),
         allowed_resources: list(values['allowed-resource']), admin_console: values['admin-console'] === true ? true : undefined,
-      }));
+      }) });
       const { client, client_secret } = await services(deps).clients.create(body);
       const value = { ...client, ...(client_secret ? { client_secret } : {}) };
       const text = `client_id: ${client.client_id}${client_secret ? `\nclient_secret: ${client_secret}\n(store the secret now; it is not shown again)` : ''}`;

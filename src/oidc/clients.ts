@@ -1,5 +1,5 @@
 import type { Adapter, AdapterPayload, Configuration } from 'oidc-provider';
-import { AUTH_METHODS, isConfidential, type ClientService } from '../identity/clients/index.ts';
+import { AUTH_METHODS, SUBJECT_PROPERTIES, isConfidential, type ClientMetadata, type ClientService } from '../identity/clients/index.ts';
 import { SECRET_PLACEHOLDER } from './overrides/index.ts';
 
 /** The "Client" model of oidc-provider, read from Keyward's client registry (cached). */
@@ -39,6 +39,7 @@ export class ClientAdapter implements Adapter {
       ...(federated ? { token_endpoint_auth_signing_alg: 'ES256', jwks: this.federatedJwks } : {}),
       ...this.#oidcScope(metadata.scope),
       ...(metadata.default_resource ? { default_resource: metadata.default_resource } : {}),
+      ...boundMetadata(metadata),
     };
   }
 
@@ -54,6 +55,15 @@ export class ClientAdapter implements Adapter {
   async consume(): Promise<void> {}
   async destroy(): Promise<void> {}
   async revokeByGrantId(): Promise<void> {}
+}
+
+/** RFC 8705 / RFC 9449 metadata, under the names oidc-provider reads. */
+function boundMetadata(metadata: ClientMetadata): AdapterPayload {
+  const out: AdapterPayload = {};
+  for (const property of SUBJECT_PROPERTIES) if (metadata[property]) out[property] = metadata[property];
+  if (metadata.tls_client_certificate_bound_access_tokens) out.tls_client_certificate_bound_access_tokens = true;
+  if (metadata.dpop_bound_access_tokens) out.dpop_bound_access_tokens = true;
+  return out;
 }
 
 export function clientConfiguration(): Partial<Configuration> {

@@ -14,6 +14,7 @@ import { refreshRotationConfiguration } from './refresh-rotation.ts';
 import { resourceConfiguration, resourceServerInfo } from './resources.ts';
 import { singleUse, type ArtifactAdapter } from './single-use.ts';
 import { answerStoreOutage } from './store-outage.ts';
+import { senderConstraintConfiguration, type SenderConstraintOptions } from './sender-constraints.ts';
 import { introspectionConfiguration } from './token-visibility.ts';
 import { installTokenAudit, type AuditSink, type TokenFingerprint } from './token-audit.ts';
 
@@ -48,6 +49,8 @@ export interface ProviderDeps {
   tokenFingerprint?: TokenFingerprint;
   /** Client authentication with external tokens (federated_jwt); without it such clients do not exist. */
   federation?: FederatedClientAuth;
+  /** mTLS (RFC 8705) and DPoP (RFC 9449); absent: both off. */
+  senderConstraints?: SenderConstraintOptions;
 }
 
 type Part = Partial<Configuration>;
@@ -92,6 +95,7 @@ export function createProvider(deps: ProviderDeps): Provider {
     refreshRotationConfiguration((ctx, resource, client) => resourceServerInfo(deps, ctx, resource, client)),
     claimsConfiguration({ clients: deps.clients, ...(deps.userRoles ? { userRoles: deps.userRoles } : {}) }),
     deps.allowPrivateNetworks ? privateNetworkFetch() : {},
+    deps.senderConstraints ? senderConstraintConfiguration(deps.senderConstraints) : {},
     ...(deps.extra ?? []),
   ]);
   clientAdapter = new ClientAdapter(deps.clients, oidcScopesOf(configuration), federationKey?.jwks);

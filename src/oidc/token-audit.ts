@@ -20,6 +20,9 @@ interface IssuedToken {
   scope?: string;
   accountId?: string;
   resourceServer?: { audience?: string };
+  /** RFC 9449 / RFC 8705: the key the token is bound to, if any. */
+  jkt?: string;
+  'x5t#S256'?: string;
 }
 
 /**
@@ -74,6 +77,7 @@ export function installTokenAudit(provider: Provider, audit: AuditSink, fingerpr
         scope: token?.scope,
         // The external identity that stood in for a secret (federated_jwt).
         ...(federated ? { federated_credential_id: federated.credentialId, federated_iss: federated.iss, federated_sub: federated.sub } : {}),
+        ...(token?.jkt ? { bound: 'dpop' } : token?.['x5t#S256'] ? { bound: 'mtls' } : {}),
       },
     });
   });

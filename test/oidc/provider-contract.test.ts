@@ -501,3 +501,14 @@ test('oidc-provider 9.x: ReplayDetection.unique looks its id up as sha256(iss + 
   const id = createHash('sha256').update('client-1jti-1').digest('base64url');
   assert.deepEqual(calls, [`find:${id}`, `upsert:${id}`]);
 });
+
+test('oidc-provider 9.x: ReplayDetection.unique(iss, jti, exp) is true once and false after, per iss, through the store adapter (admin/binding.ts)', async () => {
+  const exp = Math.floor(Date.now() / 1000) + 300;
+  for (const provider of [bare.provider, keyward.keyward.provider.current]) {
+    assert.equal(await provider.ReplayDetection.unique('keyward-admin:a', 'contract-jti', exp), true);
+    assert.equal(await provider.ReplayDetection.unique('keyward-admin:a', 'contract-jti', exp), false);
+    assert.equal(await provider.ReplayDetection.unique('keyward-admin:b', 'contract-jti', exp), true);
+  }
+  // Keyward's instance keeps them in the store, where every other instance sees them.
+  assert.ok(await keyward.keyward.store.prisma.oidcArtifact.count({ where: { model: 'ReplayDetection' } }) >= 2);
+});
