@@ -8,8 +8,10 @@ import { AuditQuery } from './audit/query.ts';
 import { startAuditRetention } from './audit/retention.ts';
 import type { AuditWriter } from './audit/writer.ts';
 import type { Config } from './config/env.ts';
-import { createDomain } from './domain.ts';
+import { createDomain, type Domain } from './domain.ts';
 import { createHttpApp } from './http/app.ts';
+import { ClientCertificates } from './http/client-certificate.ts';
+import { createListener } from './http/listener.ts';
 import { healthRoutes } from './http/health.ts';
 import { Metrics, SecurityMetrics } from './http/metrics.ts';
 import { oauthAnswer, type EdgeAnswer } from './http/poison.ts';
@@ -76,6 +78,8 @@ export interface Keyward {
   keyService: KeyService;
   /** Performs scheduled key transitions (tests drive it with their clock via runDue()). */
   keyScheduler: KeyScheduler;
+  /** Federated credentials and the federated_jwt authentication (workload identity federation). */
+  federation: Domain['federation'];
   /** Rebuilds the provider from the stored key set (hot reload). */
   reloadKeys(): Promise<void>;
   listen(): Promise<{ port: number; url: string }>;
@@ -106,7 +110,7 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
       if (applied.length) logger.info({ migrations: applied }, 'migrations applied');
     }
     const domain = await createDomain(config, store, logger, now, { rekey: true });
-    const { secrets, rekeyed, changes, clients, roles, resources, users, keys, audit, keySettings, jwksConsumers } = domain;
+    const { secrets, rekeyed, changes, clients, roles, resources, users, keys, audit, keySettings, jwksConsumers, federation } = domain;
     await changes.start();
     startedFeed = changes;
     audit.start();
@@ -133,6 +137,9 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
     const revocations = new RevokedTokens(store.prisma);
     const auditTrail = new AuditQuery(store.prisma);
     const adapter = oidcArtifactAdapters(store.prisma, now);
+    const certificates = new ClientCertificates({ header: config.clientCertHeader, proxyHops: config.proxyHops, clientCa: config.clientCa, now });
+    if (certificates.headerIgnored) logger.warn('KEYWARD_CLIENT_CERT_HEADER is ignored: it is trusted only behind a proxy (set KEYWARD_PROXY_HOPS)');
+    const senderConstraints = { clientCertificate: certificates.of, dpopNonceSecret: secrets['dpop-nonce'], dpopRequireNonce: config.dpopRequireNonce };
     const build = async () => {
       const jwks = providerJwks(await keys.loadUsable());
       const built = createProvider({
@@ -141,8 +148,9 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
         allowPrivateNetworks: config.allowPrivateJwksUri,
         pageHeaders: providerPageHeaders,
         extra: [accountConfiguration(users), interactionConfiguration()] as Partial<Configuration>[],
-        audit, onStoreOutage,
+        audit, onStoreOutage, federation: federation.authenticator,
         tokenFingerprint: (value) => hmacSha256(tokenAuditKey, value).toString('base64url'),
+        senderConstraints,
       });
       return { built, jwks };
     };
@@ -190,7 +198,7 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
     }));
     routers.push(adminRouter({
       issuer: config.issuer, clients, users, roles, resources, keyService, keys, provider, changes, revocations, audit,
-      auditTrail, logger, now, onStoreOutage,
+      auditTrail, logger, now, onStoreOutage, federation, clientCertificate: certificates.of,
     }));
     const security = new SecurityMetrics(metrics.registry, {
       audit: () => audit.stats(),
@@ -223,13 +231,13 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
 
     let server: Server | undefined;
     return {
-      config, store, clients, roles, resources, users, keys, changes, audit, auditTrail, revocations, provider, bootstrap, keyService, keyScheduler,
+      config, store, clients, roles, resources, users, keys, changes, audit, auditTrail, revocations, provider, bootstrap, keyService, keyScheduler, federation,
       reloadKeys: () => keyFollower.reload(),
       async listen() {
-        server = app.listen(config.port, config.host);
+        server = createListener(app, config.tls).listen(config.port, config.host);
         await once(server, 'listening');
         const { port } = server.address() as AddressInfo;
-        return { port, url: `http://127.0.0.1:${port}` };
+        return { port, url: `${config.tls ? 'https' : 'http'}://127.0.0.1:${port}` };
       },
       async close() {
         clearInterval(purge);

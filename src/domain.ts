@@ -1,6 +1,7 @@
 import { AuditWriter } from './audit/writer.ts';
 import type { Config } from './config/env.ts';
 import { ClientService } from './identity/clients/index.ts';
+import { FederatedAuthenticator, FederatedCredentialService, FederatedTokenVerifier, IssuerKeys } from './identity/federation/index.ts';
 import { ResourceService } from './identity/resources.ts';
 import { RoleService } from './identity/roles.ts';
 import { SecretHasher } from './identity/secrets.ts';
@@ -13,6 +14,7 @@ import { KeyStore } from './keys/store.ts';
 import { longestTokenTtlSeconds } from './keys/token-ttl.ts';
 import type { Logger } from './log/logger.ts';
 import { ChangeFeed } from './store/changes.ts';
+import { FederationJtis } from './store/federation-jti.ts';
 import type { Store } from './store/store.ts';
 
 /** The domain services on one store, built the same way for the server and the CLI. */
@@ -33,6 +35,8 @@ export interface Domain {
   audit: AuditWriter;
   /** Who fetches the JWKS (rotation readiness); the server records and starts it, the CLI only reads. */
   jwksConsumers: JwksConsumers;
+  /** Federated credentials (workload identity federation) and the federated_jwt authentication over them. */
+  federation: { credentials: FederatedCredentialService; authenticator: FederatedAuthenticator; issuerKeys: IssuerKeys };
   /** Key-lifecycle settings; read on demand because token TTLs live in the store. */
   keySettings: () => Promise<LifecycleSettings>;
 }
@@ -51,13 +55,15 @@ export async function createDomain(config: Config, store: Store, logger: Logger,
   };
   const { secrets, counts: rekeyed } = await prepareSealed(store.sql, kek, { rekey: options.rekey ?? false });
   const changes = new ChangeFeed(store.kind === 'postgres' ? store.sql : undefined, { logger, maxStalenessMs: config.cacheMaxStalenessMs });
+  const clients = new ClientService(store.prisma, new SecretHasher(secrets['client-secret-pepper']), changes, now, { allowPrivateJwksUri: config.allowPrivateJwksUri });
   return {
     kek,
     secrets,
     rekeyed,
     rekey: async () => (await prepareSealed(store.sql, kek, { rekey: true })).counts,
     changes,
-    clients: new ClientService(store.prisma, new SecretHasher(secrets['client-secret-pepper']), changes, now, { allowPrivateJwksUri: config.allowPrivateJwksUri }),
+    clients,
+    federation: federationOf(config, store, changes, clients, now),
     roles: new RoleService(store.prisma, changes),
     resources: new ResourceService(store.prisma, changes),
     users: new UserService(store.prisma, changes),
@@ -70,4 +76,11 @@ export async function createDomain(config: Config, store: Store, logger: Logger,
       algs: config.signingAlgs,
     }),
   };
+}
+
+function federationOf(config: Config, store: Store, changes: ChangeFeed, clients: ClientService, now: () => Date): Domain['federation'] {
+  const credentials = new FederatedCredentialService(store.prisma, changes);
+  const issuerKeys = new IssuerKeys({ now: () => now().getTime() });
+  const verifier = new FederatedTokenVerifier({ issuer: config.issuer, maxTokenAgeMs: config.federationMaxTokenAgeMs, now, keys: issuerKeys });
+  return { credentials, issuerKeys, authenticator: new FederatedAuthenticator(clients, credentials, verifier, new FederationJtis(store.prisma, now)) };
 }

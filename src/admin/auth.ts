@@ -1,4 +1,5 @@
 import { errors as joseErrors, type JWK } from 'jose';
+import type { Confirmation } from '../verify/binding.ts';
 import type Koa from 'koa';
 import { ADMIN_READ_ROLE, ADMIN_ROLE, adminAudience } from '../identity/admin-roles.ts';
 import type { ClientService } from '../identity/clients/index.ts';
@@ -8,6 +9,7 @@ import type { ProviderHolder } from '../oidc/holder.ts';
 import { AccessTokenVerifier } from '../oidc/jwt/access-token.ts';
 import type { RevocationList } from '../oidc/jwt/revocation-list.ts';
 import type { ChangeFeed } from '../store/changes.ts';
+import { bindingRefusal, type AdminBindingDeps } from './binding.ts';
 import { CurrentUsers } from './current-users.ts';
 import { Problem } from './problem.ts';
 
@@ -30,16 +32,19 @@ export interface AdminAuthDeps {
   clients: ClientService;
   users: Pick<UserService, 'account' | 'rolesOf'>;
   now: () => Date;
+  /** The request's client certificate, for certificate-bound tokens (RFC 8705 §3). */
+  clientCertificate?: AdminBindingDeps['clientCertificate'];
 }
 
 const REALM = 'keyward-admin';
 /** A token naming an unknown kid reloads the key set at most this often (it may be brand new). */
 const RELOAD_AFTER_MISS_MS = 5_000;
 
-function unauthorized(detail: string, presented: boolean): Problem {
+function unauthorized(detail: string, presented: boolean, scheme: 'Bearer' | 'DPoP' = 'Bearer'): Problem {
+  // RFC 9449 §7.1: a DPoP-bound token is challenged with the DPoP scheme.
   const challenge = presented
-    ? `Bearer realm="${REALM}", error="invalid_token", error_description="${detail.replace(/"/g, "'")}"`
-    : `Bearer realm="${REALM}"`;
+    ? `${scheme} realm="${REALM}", error="invalid_token", error_description="${detail.replace(/"/g, "'")}"`
+    : `${scheme} realm="${REALM}"`;
   return new Problem(401, detail, undefined, { 'WWW-Authenticate': challenge });
 }
 
@@ -62,10 +67,12 @@ export class AdminAuthenticator {
   /** Resolves the caller or throws a 401/403 problem; `write` asks for the `admin` role. */
   async authenticate(ctx: Koa.Context, write: boolean): Promise<Principal> {
     const header = ctx.get('authorization');
-    const match = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i.exec(header);
+    const match = /^(Bearer|DPoP) +([A-Za-z0-9._~+/-]+=*) *$/i.exec(header);
     if (!header) throw unauthorized('an access token for the admin API is required', false);
-    if (!match) throw unauthorized('the Authorization header must be "Bearer <token>"', true);
-    const payload = await this.#verify(match[1]!);
+    if (!match) throw unauthorized('the Authorization header must be "Bearer <token>" or "DPoP <token>"', true);
+    const payload = await this.#verify(match[2]!);
+    const refused = await bindingRefusal(ctx, match[2]!, match[1]!.toLowerCase() === 'dpop' ? 'dpop' : 'bearer', payload.cnf as Confirmation | undefined, this.deps);
+    if (refused) throw unauthorized(refused, true, (payload.cnf as Confirmation | undefined)?.jkt !== undefined ? 'DPoP' : 'Bearer');
 
     // RFC 7009: a JWT revoked at the revocation endpoint is refused for the rest of its life.
     if (typeof payload.jti === 'string' && await this.deps.revocations.isRevoked(payload.jti)) {

@@ -11,9 +11,11 @@ import { openApiDocument } from './openapi.ts';
 import { Problem, sendProblem, toProblem } from './problem.ts';
 import { koaPath, pathMatcher, type AdminRoute } from './route.ts';
 import { clientRoutes } from './routes/clients.ts';
+import { federationRoutes, type AdminFederation } from './routes/federation.ts';
 import { resourceRoutes, roleRoutes, userRoutes } from './routes/identity.ts';
 import { auditRoutes, keyRoutes, type AdminKeyService } from './routes/operations.ts';
 import { clientCreated, clientView, secretRotated } from './schemas/clients.ts';
+import { federatedCredentialView } from './schemas/federation.ts';
 import { auditView, keyView, resourceView, roleView, userView } from './schemas/identity.ts';
 
 export const ADMIN_PREFIX = '/admin/v1';
@@ -26,6 +28,8 @@ export interface AdminDeps extends AdminAuthDeps {
   audit: AuditWriter;
   auditTrail: Pick<AuditQuery, 'find'>;
   logger: Logger;
+  /** Workload identity federation: federated credentials and their dry run. */
+  federation?: AdminFederation;
   /** Called for each request answered 503 because the store was unreachable (metrics). */
   onStoreOutage?: () => void;
 }
@@ -34,6 +38,7 @@ export interface AdminDeps extends AdminAuthDeps {
 export function adminRouteTable(deps: AdminDeps): AdminRoute[] {
   return [
     ...clientRoutes(deps.clients),
+    ...(deps.federation ? federationRoutes(deps.federation) : []),
     ...userRoutes(deps.users),
     ...roleRoutes(deps.roles),
     ...resourceRoutes(deps.resources, deps.issuer),
@@ -60,6 +65,7 @@ export function adminRouter(deps: AdminDeps): Router {
   const document = openApiDocument(deps.issuer, routes, [
     [clientView, 'Client'], [clientCreated, 'ClientCreated'], [secretRotated, 'SecretRotated'], [userView, 'User'],
     [roleView, 'Role'], [resourceView, 'ResourceServer'], [keyView, 'SigningKey'], [auditView, 'AuditEvent'],
+    [federatedCredentialView, 'FederatedCredential'],
   ]);
 
   const fail = (ctx: Koa.Context, error: unknown) => {

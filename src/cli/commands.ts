@@ -6,6 +6,8 @@ import { z } from 'zod';
 import { decodeCursor, encodeCursor, type ListKind } from '../admin/pagination.ts';
 import type { Page } from '../domain/page.ts';
 import { clientCreate, clientId, secretRotation } from '../identity/clients/input.ts';
+import { credentialId, federatedCredentialCreate, federatedTokenTest } from '../identity/federation/index.ts';
+import { boundClientOptions, boundClientValues } from './bound-clients.ts';
 import { pageQuery, resourceCreate, roleAssignment, roleCreate, userCreate } from '../identity/input.ts';
 import { keyRotate, signingAlg } from '../keys/input.ts';
 import type { SigningKeyRecord } from '../keys/store.ts';
@@ -107,15 +109,16 @@ export const COMMANDS: Command[] = [
       'post-logout-redirect-uri': { type: 'string', multiple: true }, 'auth-method': { type: 'string' }, scope: { type: 'string' },
       role: { type: 'string', multiple: true }, 'first-party': { type: 'boolean' }, 'resource-server': { type: 'string' },
       'default-resource': { type: 'string' }, 'allowed-resource': { type: 'string', multiple: true }, 'admin-console': { type: 'boolean' },
+      ...boundClientOptions,
     },
     async run({ values }, deps) {
-      const body = parse(clientCreate, defined({
+      const body = parse(clientCreate, { ...await boundClientValues(values), ...defined({
         client_name: str(values.name), grant_types: list(values.grant) ?? ['client_credentials'], redirect_uris: list(values['redirect-uri']),
         post_logout_redirect_uris: list(values['post-logout-redirect-uri']), token_endpoint_auth_method: str(values['auth-method']),
         scope: str(values.scope), roles: list(values.role), first_party: values['first-party'] === true ? true : undefined,
         resource_server: str(values['resource-server']), default_resource: str(values['default-resource']),
         allowed_resources: list(values['allowed-resource']), admin_console: values['admin-console'] === true ? true : undefined,
-      }));
+      }) });
       const { client, client_secret } = await services(deps).clients.create(body);
       const value = { ...client, ...(client_secret ? { client_secret } : {}) };
       const text = `client_id: ${client.client_id}${client_secret ? `\nclient_secret: ${client_secret}\n(store the secret now; it is not shown again)` : ''}`;
@@ -263,6 +266,60 @@ export const COMMANDS: Command[] = [
         'Nothing is left under the previous KEK: KEYWARD_KEK_PREVIOUS may be removed once every instance runs with the current KEK.',
       ].join('\n');
       return { value, text };
+    },
+  },
+  {
+    name: 'federation create', changes: true, args: '<client_id>', needs: 'services',
+    summary: 'Trust an external issuer\'s tokens as a federated_jwt client\'s credential (--claim name=value pins a string claim)',
+    options: {
+      name: { type: 'string' }, issuer: { type: 'string' }, 'jwks-uri': { type: 'string' }, jwks: { type: 'string' },
+      subject: { type: 'string' }, 'subject-pattern': { type: 'string' }, audience: { type: 'string' }, claim: { type: 'string', multiple: true },
+    },
+    async run({ values, positionals }, deps) {
+      const claims = list(values.claim)?.map((pair) => {
+        const at = pair.indexOf('=');
+        if (at < 1) throw new UsageError(`--claim ${pair}: expected name=value`);
+        return [pair.slice(0, at), pair.slice(at + 1)] as const;
+      });
+      let jwks: unknown;
+      try {
+        jwks = str(values.jwks) === undefined ? undefined : JSON.parse(str(values.jwks)!) as unknown;
+      } catch {
+        throw new UsageError('--jwks: expected a JWKS as JSON ({"keys": [...]})');
+      }
+      const body = parse(federatedCredentialCreate, defined({
+        name: str(values.name), issuer: str(values.issuer), jwks_uri: str(values['jwks-uri']), jwks,
+        subject: str(values.subject), subject_pattern: str(values['subject-pattern']), audience: str(values.audience),
+        claims: claims ? Object.fromEntries(claims) : undefined,
+      }));
+      const created = await services(deps).federation.credentials.create(parse(clientId, positionals[0]), body);
+      return { value: created, text: show(created) };
+    },
+  },
+  {
+    name: 'federation list', args: '<client_id>', summary: 'List a client\'s federated credentials', options: {}, needs: 'services',
+    async run({ positionals }, deps) {
+      const items = await services(deps).federation.credentials.list(parse(clientId, positionals[0]));
+      return { value: { items }, text: items.map((c) => `${c.id}  ${c.name}  ${c.issuer}  ${c.subject ?? c.subject_pattern}`).join('\n') || '(none)' };
+    },
+  },
+  {
+    name: 'federation delete', changes: true, args: '<client_id> <id>', summary: 'Delete a federated credential', options: {}, needs: 'services',
+    async run({ positionals }, deps) {
+      const deleted = await services(deps).federation.credentials.delete(parse(clientId, positionals[0]), parse(credentialId, positionals[1]));
+      return { value: deleted, text: `deleted ${deleted.id}` };
+    },
+  },
+  {
+    name: 'federation test', args: '', needs: 'services',
+    summary: 'Dry run: read an external token on stdin; print which credential accepts it, or why each does not',
+    options: {},
+    async run({ readStdin }, deps) {
+      const { token } = parse(federatedTokenTest, { token: (await readStdin()).trim() });
+      const result = await services(deps).federation.authenticator.dryRun(token);
+      const lines = result.reasons.map((r) => `${r.client_id}/${r.credential_id}: ${r.reason} (${r.detail})`);
+      lines.unshift(result.matched ? `matched: ${result.matched.client_id}/${result.matched.credential_id}` : 'matched: none');
+      return { value: result, text: lines.join('\n') };
     },
   },
 ];

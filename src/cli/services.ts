@@ -1,7 +1,7 @@
 import { userInfo } from 'node:os';
 import type { AuditWriter } from '../audit/writer.ts';
 import type { Config } from '../config/env.ts';
-import { createDomain } from '../domain.ts';
+import { createDomain, type Domain } from '../domain.ts';
 import type { ClientService } from '../identity/clients/index.ts';
 import type { ResourceService } from '../identity/resources.ts';
 import type { RoleService } from '../identity/roles.ts';
@@ -26,6 +26,8 @@ export interface Services {
   audit: AuditWriter;
   /** Re-encrypts under the current KEK what only the previous one opens; returns the counts. */
   rekey: () => Promise<RekeyCounts>;
+  /** Federated credentials and their dry run. */
+  federation: Domain['federation'];
   /** Who the audit trail names for changes made here. */
   actor: string;
   /** Writes the buffered audit events; the store stays open (its owner closes it). */
@@ -34,14 +36,14 @@ export interface Services {
 
 export async function createServices(config: Config, store: Store, logger: Logger, now: () => Date = () => new Date()): Promise<Services> {
   // Changes are only published: running servers on the same PostgreSQL drop their caches through NOTIFY.
-  const { changes, clients, users, roles, resources, keys, audit, keySettings: settings, jwksConsumers, rekey } = await createDomain(config, store, logger, now);
+  const { changes, clients, users, roles, resources, keys, audit, keySettings: settings, jwksConsumers, rekey, federation } = await createDomain(config, store, logger, now);
   // Never started: the CLI performs the transitions it is asked for and nothing on a timer.
   const scheduler = new KeyScheduler({
     sql: store.sql, keys, audit, logger, now, settings,
     changed: () => changes.publish({ kind: 'keys' }),
   });
   return {
-    store, clients, users, roles, resources, audit, keys, rekey,
+    store, clients, users, roles, resources, audit, keys, rekey, federation,
     keyService: new KeyService({ keys, scheduler, settings, now, consumers: jwksConsumers }),
     actor: `cli:${safeUsername()}`,
     async close() {

@@ -4,10 +4,10 @@ import { DURATION_FORM, parseDuration } from './duration.ts';
 import { CHOSEN_CLIENT_ID_MIN, CLIENT_ID } from '../identity/ids.ts';
 import { SIGNING_ALGS, type SigningAlg } from '../keys/algorithms.ts';
 
-/** Thrown when the environment does not describe a valid configuration; `message` is one line. */
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
+import { ConfigError } from './errors.ts';
+import { loadTls, type TlsConfig } from './tls.ts';
+
+export { ConfigError };
 
 const duration = z.string().transform((text, ctx) => {
   const ms = parseDuration(text);
@@ -105,6 +105,12 @@ const schema = z.object({
   KEYWARD_DB_STATEMENT_TIMEOUT: duration.default(5_000),
   KEYWARD_DB_POOL_SIZE: z.coerce.number().int().min(2).max(200).default(10),
   KEYWARD_CACHE_MAX_STALENESS: duration.default(5 * 60_000),
+  KEYWARD_FEDERATION_MAX_TOKEN_AGE: duration.default(3_600_000),
+  KEYWARD_TLS_CERT_FILE: z.string().optional(),
+  KEYWARD_TLS_KEY_FILE: z.string().optional(),
+  KEYWARD_TLS_CLIENT_CA_FILE: z.string().optional(),
+  KEYWARD_CLIENT_CERT_HEADER: z.string().regex(/^[A-Za-z0-9-]{1,100}$/, 'expected an HTTP header name such as X-SSL-Client-Cert').transform((h) => h.toLowerCase()).optional(),
+  KEYWARD_DPOP_REQUIRE_NONCE: boolean.default(false),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -147,6 +153,16 @@ export interface Config {
   db: { connectTimeoutMs: number; statementTimeoutMs: number; poolSize: number };
   /** How long cached clients, roles and resources stay in use without word from the store (LISTEN down). */
   cacheMaxStalenessMs: number;
+  /** Oldest (by `iat`) an external token may be to authenticate a federated_jwt client. */
+  federationMaxTokenAgeMs: number;
+  /** KEYWARD_TLS_CERT_FILE/_KEY_FILE: the listener speaks HTTPS and asks (not requires) for a client certificate. */
+  tls: TlsConfig | undefined;
+  /** KEYWARD_TLS_CLIENT_CA_FILE: the CA bundle tls_client_auth certificates must chain to. */
+  clientCa: Buffer | undefined;
+  /** KEYWARD_CLIENT_CERT_HEADER (lower case): the client certificate from a TLS-terminating proxy; honoured only with proxyHops > 0. */
+  clientCertHeader: string | undefined;
+  /** KEYWARD_DPOP_REQUIRE_NONCE: every DPoP proof must carry a server nonce (RFC 9449 §8). */
+  dpopRequireNonce: boolean;
   logLevel: z.infer<typeof schema>['LOG_LEVEL'];
 }
 
@@ -228,6 +244,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     auditLogLevel: e.KEYWARD_AUDIT_LOG,
     db: { connectTimeoutMs: e.KEYWARD_DB_CONNECT_TIMEOUT, statementTimeoutMs: e.KEYWARD_DB_STATEMENT_TIMEOUT, poolSize: e.KEYWARD_DB_POOL_SIZE },
     cacheMaxStalenessMs: e.KEYWARD_CACHE_MAX_STALENESS,
+    federationMaxTokenAgeMs: e.KEYWARD_FEDERATION_MAX_TOKEN_AGE,
+    ...loadTls(e),
+    clientCertHeader: e.KEYWARD_CLIENT_CERT_HEADER,
+    dpopRequireNonce: e.KEYWARD_DPOP_REQUIRE_NONCE,
     logLevel: e.LOG_LEVEL,
   };
 }

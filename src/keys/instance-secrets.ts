@@ -7,7 +7,7 @@ import { deriveKey, seal, unseal, UnsealError } from './crypto.ts';
  * (HKDF, the name as purpose); they are now stored sealed under it, so replacing the KEK
  * re-encrypts them and no client secret, cookie, CSRF token or audit fingerprint changes.
  */
-export const INSTANCE_SECRET_NAMES = ['client-secret-pepper', 'cookies', 'audit-token', 'interaction-csrf'] as const;
+export const INSTANCE_SECRET_NAMES = ['client-secret-pepper', 'cookies', 'audit-token', 'interaction-csrf', 'dpop-nonce'] as const;
 export type InstanceSecretName = (typeof INSTANCE_SECRET_NAMES)[number];
 export type InstanceSecrets = Readonly<Record<InstanceSecretName, Buffer>>;
 

@@ -1,5 +1,5 @@
 import type { Adapter, AdapterPayload, Configuration } from 'oidc-provider';
-import { AUTH_METHODS, isConfidential, type ClientService } from '../identity/clients/index.ts';
+import { AUTH_METHODS, SUBJECT_PROPERTIES, isConfidential, type ClientMetadata, type ClientService } from '../identity/clients/index.ts';
 import { SECRET_PLACEHOLDER } from './overrides/index.ts';
 
 /** The "Client" model of oidc-provider, read from Keyward's client registry (cached). */
@@ -12,6 +12,8 @@ export class ClientAdapter implements Adapter {
   constructor(
     private readonly clients: ClientService,
     private readonly oidcScopes: ReadonlySet<string> = new Set(['openid', 'offline_access']),
+    /** The public half of overrides/federated-jwt.ts's InternalAssertionKey; without it federated clients do not exist. */
+    private readonly federatedJwks?: { keys: object[] },
   ) {}
 
   async find(clientId: string): Promise<AdapterPayload | undefined> {
@@ -19,6 +21,8 @@ export class ClientAdapter implements Adapter {
     if (!record || record.disabled) return undefined;
     const { metadata } = record;
     const usesCode = metadata.grant_types.includes('authorization_code');
+    const federated = metadata.token_endpoint_auth_method === 'federated_jwt';
+    if (federated && !this.federatedJwks) return undefined;
     return {
       client_id: record.clientId,
       client_name: record.name,
@@ -26,12 +30,16 @@ export class ClientAdapter implements Adapter {
       response_types: usesCode ? ['code'] : [],
       redirect_uris: metadata.redirect_uris,
       post_logout_redirect_uris: metadata.post_logout_redirect_uris,
-      token_endpoint_auth_method: metadata.token_endpoint_auth_method,
+      token_endpoint_auth_method: metadata.token_endpoint_auth_method === 'federated_jwt' ? 'private_key_jwt' : metadata.token_endpoint_auth_method,
       ...(isConfidential(metadata.token_endpoint_auth_method) ? { client_secret: SECRET_PLACEHOLDER } : {}),
       ...(metadata.jwks ? { jwks: metadata.jwks } : {}),
       ...(metadata.jwks_uri ? { jwks_uri: metadata.jwks_uri } : {}),
+      // oidc-provider sees a private_key_jwt client whose only key is this process's own
+      // (overrides/federated-jwt.ts swaps a verified external token for an assertion of it).
+      ...(federated ? { token_endpoint_auth_signing_alg: 'ES256', jwks: this.federatedJwks } : {}),
       ...this.#oidcScope(metadata.scope),
       ...(metadata.default_resource ? { default_resource: metadata.default_resource } : {}),
+      ...boundMetadata(metadata),
     };
   }
 
@@ -49,9 +57,19 @@ export class ClientAdapter implements Adapter {
   async revokeByGrantId(): Promise<void> {}
 }
 
+/** RFC 8705 / RFC 9449 metadata, under the names oidc-provider reads. */
+function boundMetadata(metadata: ClientMetadata): AdapterPayload {
+  const out: AdapterPayload = {};
+  for (const property of SUBJECT_PROPERTIES) if (metadata[property]) out[property] = metadata[property];
+  if (metadata.tls_client_certificate_bound_access_tokens) out.tls_client_certificate_bound_access_tokens = true;
+  if (metadata.dpop_bound_access_tokens) out.dpop_bound_access_tokens = true;
+  return out;
+}
+
 export function clientConfiguration(): Partial<Configuration> {
   return {
-    clientAuthMethods: [...AUTH_METHODS],
+    // federated_jwt is presented to oidc-provider as private_key_jwt (see ClientAdapter).
+    clientAuthMethods: AUTH_METHODS.filter((method) => method !== 'federated_jwt'),
     extraClientMetadata: {
       properties: ['default_resource'],
       validator(_ctx, key, value) {

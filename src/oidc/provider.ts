@@ -8,12 +8,13 @@ import { clientAssertionConfiguration } from './client-assertion.ts';
 import { ClientAdapter, clientConfiguration, oidcScopesOf } from './clients.ts';
 import { AccessTokenVerifier } from './jwt/access-token.ts';
 import type { RevocationList } from './jwt/revocation-list.ts';
-import { installOverrides, oneTimeRequestUri, privateNetworkFetch, type PageHeaders } from './overrides/index.ts';
+import { installOverrides, InternalAssertionKey, internalAssertionReplay, oneTimeRequestUri, privateNetworkFetch, type FederatedClientAuth, type PageHeaders } from './overrides/index.ts';
 import { policyConfiguration } from './policy.ts';
 import { refreshRotationConfiguration } from './refresh-rotation.ts';
 import { resourceConfiguration, resourceServerInfo } from './resources.ts';
 import { singleUse, type ArtifactAdapter } from './single-use.ts';
 import { answerStoreOutage } from './store-outage.ts';
+import { senderConstraintConfiguration, type SenderConstraintOptions } from './sender-constraints.ts';
 import { introspectionConfiguration } from './token-visibility.ts';
 import { installTokenAudit, type AuditSink, type TokenFingerprint } from './token-audit.ts';
 
@@ -46,6 +47,10 @@ export interface ProviderDeps {
   audit?: AuditSink;
   /** Names opaque tokens in the audit trail without their value (see token-audit.ts). */
   tokenFingerprint?: TokenFingerprint;
+  /** Client authentication with external tokens (federated_jwt); without it such clients do not exist. */
+  federation?: FederatedClientAuth;
+  /** mTLS (RFC 8705) and DPoP (RFC 9449); absent: both off. */
+  senderConstraints?: SenderConstraintOptions;
 }
 
 type Part = Partial<Configuration>;
@@ -70,11 +75,13 @@ export function createProvider(deps: ProviderDeps): Provider {
   // The client adapter needs the final scope list (see ClientAdapter), hence the late binding.
   let clientAdapter: ClientAdapter | undefined;
   let provider: Provider | undefined;
+  const federationKey = deps.federation ? new InternalAssertionKey() : undefined;
   const configuration = mergeConfiguration([
     {
       adapter: (name: string) => {
         if (name === 'Client') return clientAdapter!;
         const stored = deps.adapter(name);
+        if (name === 'ReplayDetection' && federationKey) return internalAssertionReplay(stored, federationKey);
         return name === 'PushedAuthorizationRequest' ? oneTimeRequestUri(stored) : singleUse(name, stored, () => provider!);
       },
       jwks: deps.jwks,
@@ -88,9 +95,10 @@ export function createProvider(deps: ProviderDeps): Provider {
     refreshRotationConfiguration((ctx, resource, client) => resourceServerInfo(deps, ctx, resource, client)),
     claimsConfiguration({ clients: deps.clients, ...(deps.userRoles ? { userRoles: deps.userRoles } : {}) }),
     deps.allowPrivateNetworks ? privateNetworkFetch() : {},
+    deps.senderConstraints ? senderConstraintConfiguration(deps.senderConstraints) : {},
     ...(deps.extra ?? []),
   ]);
-  clientAdapter = new ClientAdapter(deps.clients, oidcScopesOf(configuration));
+  clientAdapter = new ClientAdapter(deps.clients, oidcScopesOf(configuration), federationKey?.jwks);
   provider = new Provider(deps.issuer, configuration);
   // Behind a TLS-terminating load balancer the issuer is https while the socket is not.
   provider.proxy = (deps.proxyHops ?? 0) > 0;
@@ -100,6 +108,7 @@ export function createProvider(deps: ProviderDeps): Provider {
     issuer: deps.issuer,
     pageHeaders: deps.pageHeaders,
     clients: deps.clients,
+    ...(deps.federation && federationKey ? { federation: { auth: deps.federation, key: federationKey, ...(deps.audit ? { audit: deps.audit } : {}) } } : {}),
     jwtTokens: {
       verifier: new AccessTokenVerifier(deps.issuer, deps.jwks.keys as JWK[], deps.now),
       revocations: deps.revocations,

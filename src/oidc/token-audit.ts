@@ -1,7 +1,7 @@
 import type { KoaContextWithOIDC, Provider } from 'oidc-provider';
 import type { AuditEvent } from '../audit/events.ts';
 import { GRANT_TYPES } from '../identity/clients/metadata.ts';
-import { tokenErrorAnswered } from './overrides/index.ts';
+import { federatedAuthenticationOf, tokenErrorAnswered } from './overrides/index.ts';
 
 /** What token auditing needs: the buffered writer (never awaited on the request path). */
 export interface AuditSink {
@@ -20,6 +20,9 @@ interface IssuedToken {
   scope?: string;
   accountId?: string;
   resourceServer?: { audience?: string };
+  /** RFC 9449 / RFC 8705: the key the token is bound to, if any. */
+  jkt?: string;
+  'x5t#S256'?: string;
 }
 
 /**
@@ -60,6 +63,7 @@ export function installTokenAudit(provider: Provider, audit: AuditSink, fingerpr
   provider.on('grant.success', (ctx: KoaContextWithOIDC) => {
     const { entities, params, client } = ctx.oidc;
     const token = (entities.ClientCredentials ?? entities.AccessToken) as IssuedToken | undefined;
+    const federated = federatedAuthenticationOf(ctx);
     audit.record({
       type: 'token.issued',
       actor: client?.clientId,
@@ -71,6 +75,9 @@ export function installTokenAudit(provider: Provider, audit: AuditSink, fingerpr
         ...tokenReference(token, fingerprint),
         aud: token?.resourceServer?.audience,
         scope: token?.scope,
+        // The external identity that stood in for a secret (federated_jwt).
+        ...(federated ? { federated_credential_id: federated.credentialId, federated_iss: federated.iss, federated_sub: federated.sub } : {}),
+        ...(token?.jkt ? { bound: 'dpop' } : token?.['x5t#S256'] ? { bound: 'mtls' } : {}),
       },
     });
   });

@@ -25,13 +25,15 @@ export class ReplayDetectionAdapter implements Adapter {
 
   async find(id: string): Promise<AdapterPayload | undefined> {
     const now = this.now();
-    // A leftover of an earlier, expired use may be reclaimed.
-    await this.prisma.oidcArtifact.deleteMany({ where: { model: MODEL, id, expiresAt: { lte: now } } });
-    const { count } = await this.prisma.oidcArtifact.createMany({
-      data: [{ model: MODEL, id, payload: { jti: id }, expiresAt: new Date(now.getTime() + CLAIM_SECONDS * 1000) }],
-      skipDuplicates: true,
-    });
-    return count === 1 ? undefined : { jti: id };
+    const claimUntil = new Date(now.getTime() + CLAIM_SECONDS * 1000);
+    // One statement on the hot path (every DPoP proof, every client assertion): insert the id,
+    // or take over the row of an earlier, expired use; a row still live answers "seen".
+    const claimed = await this.prisma.$executeRaw`
+      INSERT INTO oidc_artifacts (model, id, payload, expires_at)
+      VALUES (${MODEL}, ${id}, ${JSON.stringify({ jti: id })}::jsonb, ${claimUntil})
+      ON CONFLICT (model, id) DO UPDATE SET payload = EXCLUDED.payload, expires_at = EXCLUDED.expires_at
+      WHERE oidc_artifacts.expires_at IS NOT NULL AND oidc_artifacts.expires_at <= ${now}`;
+    return claimed === 1 ? undefined : { jti: id };
   }
 
   upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {

@@ -5,6 +5,7 @@
  * names the override to revisit.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -385,4 +386,129 @@ test('oidc-provider 9.x: form_post renders one inline <script> and a <form actio
   const resume = await readFile(new URL('actions/authorization/resume.js', lib), 'utf8');
   const entity = resume.indexOf("ctx.oidc.entity('Interaction', interactionSession)");
   assert.ok(entity > 0 && entity < resume.indexOf('formPost(ctx'), 'Interaction entity set before the form_post');
+});
+
+// --- federated-jwt.ts --------------------------------------------------------------------
+
+/**
+ * A bare Provider with one private_key_jwt client (as ClientAdapter presents a federated_jwt
+ * client), served through a handler that may consume the body and hand on another one in
+ * `req.body`, as Keyward's edge and federated-jwt.ts do.
+ */
+async function bareAssertionProvider(rewrite?: (body: string) => string): Promise<Bare & { sign(sub: string, iss?: string): Promise<string> }> {
+  const { privateKey, publicKey } = await generateKeyPair('ES256');
+  const jwk = { ...(await exportJWK(publicKey)), kid: 'internal', alg: 'ES256', use: 'sig' };
+  let handler: ReturnType<Provider['callback']> | undefined;
+  const server: Server = createServer((req, res) => {
+    if (!rewrite) return void handler!(req, res);
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      (req as typeof req & { body?: Buffer }).body = Buffer.from(rewrite(Buffer.concat(chunks).toString('utf8')));
+      void handler!(req, res);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const provider = new Provider(url, {
+    clients: [{
+      client_id: 'fed', grant_types: ['client_credentials'], response_types: [], redirect_uris: [],
+      token_endpoint_auth_method: 'private_key_jwt', token_endpoint_auth_signing_alg: 'ES256', jwks: { keys: [jwk] },
+    }],
+    jwks,
+    features: { devInteractions: { enabled: false }, clientCredentials: { enabled: true }, introspection: { enabled: true }, revocation: { enabled: true } },
+  });
+  handler = provider.callback();
+  return {
+    provider, url,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+    sign: (sub, iss = sub) => new SignJWT({}).setProtectedHeader({ alg: 'ES256', kid: 'internal' }).setIssuer(iss).setSubject(sub)
+      .setAudience(url).setJti(crypto.randomUUID()).setIssuedAt().setExpirationTime('60s').sign(privateKey),
+  };
+}
+
+const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
+
+test('oidc-provider 9.x: client authentication takes an assertion\'s client id from its sub, so an external token (sub = the workload) cannot be presented as is (federated-jwt.ts)', async () => {
+  const bareFed = await bareAssertionProvider();
+  try {
+    const external = await bareFed.sign('system:serviceaccount:payments:invoicer', 'https://k8s.example');
+    const res = await postForm(bareFed.url, '/token', { grant_type: 'client_credentials', client_id: 'fed', client_assertion_type: JWT_BEARER, client_assertion: external });
+    assert.equal(res.status, 400, res.text);
+    assert.equal(res.json?.error_description, 'client_id mismatch');
+    // Without client_id the sub is looked up as a client: unknown.
+    const alone = await postForm(bareFed.url, '/token', { grant_type: 'client_credentials', client_assertion_type: JWT_BEARER, client_assertion: external });
+    assert.equal(alone.status, 401, alone.text);
+  } finally {
+    await bareFed.close();
+  }
+});
+
+test('oidc-provider 9.x: a private_key_jwt client registered with jwks authenticates with an assertion whose aud is the issuer, and with no other key (federated-jwt.ts)', async () => {
+  const bareFed = await bareAssertionProvider();
+  try {
+    const ok = await postForm(bareFed.url, '/token', { grant_type: 'client_credentials', client_id: 'fed', client_assertion_type: JWT_BEARER, client_assertion: await bareFed.sign('fed') });
+    assert.equal(ok.status, 200, ok.text);
+    const forged = await new SignJWT({}).setProtectedHeader({ alg: 'ES256', kid: 'internal' }).setIssuer('fed').setSubject('fed').setAudience(bareFed.url)
+      .setJti('forged').setIssuedAt().setExpirationTime('60s').sign((await generateKeyPair('ES256')).privateKey);
+    const refusedForged = await postForm(bareFed.url, '/token', { grant_type: 'client_credentials', client_id: 'fed', client_assertion_type: JWT_BEARER, client_assertion: forged });
+    assert.equal(refusedForged.status, 401, refusedForged.text);
+    const noAssertion = await postForm(bareFed.url, '/token', { grant_type: 'client_credentials', client_id: 'fed' });
+    assert.equal(noAssertion.status, 401, noAssertion.text);
+  } finally {
+    await bareFed.close();
+  }
+});
+
+test('oidc-provider 9.x: the urlencoded parser reads req.body when the request stream was consumed, so a body rewritten before the route is what the route sees (federated-jwt.ts)', async () => {
+  let signed = '';
+  const bareFed = await bareAssertionProvider((body) => {
+    const params = new URLSearchParams(body);
+    if (params.get('client_assertion') === 'replace-me') params.set('client_assertion', signed);
+    return params.toString();
+  });
+  try {
+    signed = await bareFed.sign('fed');
+    const res = await postForm(bareFed.url, '/token', { grant_type: 'client_credentials', client_id: 'fed', client_assertion_type: JWT_BEARER, client_assertion: 'replace-me' });
+    assert.equal(res.status, 200, res.text);
+  } finally {
+    await bareFed.close();
+  }
+});
+
+test('oidc-provider 9.x: Provider#pathFor names the client-authenticating routes and throws for a route not enabled (federated-jwt.ts)', () => {
+  assert.equal(bare.provider.pathFor('token'), '/token');
+  assert.equal(bare.provider.pathFor('introspection'), '/token/introspection');
+  assert.equal(bare.provider.pathFor('revocation'), '/token/revocation');
+  assert.equal(bare.provider.pathFor('pushed_authorization_request'), '/request');
+  assert.throws(() => bare.provider.pathFor('backchannel_authentication'));
+});
+
+test('oidc-provider 9.x: ReplayDetection.unique looks its id up as sha256(iss + jti) base64url, find then upsert (internalAssertionReplay, federated-jwt.ts)', async () => {
+  const calls: string[] = [];
+  class Recording {
+    async find(id: string) { calls.push(`find:${id}`); return undefined; }
+    async upsert(id: string) { calls.push(`upsert:${id}`); }
+    async destroy() {}
+    async consume() {}
+    async findByUid() { return undefined; }
+    async findByUserCode() { return undefined; }
+    async revokeByGrantId() {}
+  }
+  const provider = new Provider('http://127.0.0.1:1', { jwks, adapter: Recording, features: { devInteractions: { enabled: false } } });
+  const ReplayDetection = (provider as unknown as { ReplayDetection: { unique(iss: string, jti: string, exp: number): Promise<boolean> } }).ReplayDetection;
+  assert.equal(await ReplayDetection.unique('client-1', 'jti-1', Math.floor(Date.now() / 1000) + 60), true);
+  const id = createHash('sha256').update('client-1jti-1').digest('base64url');
+  assert.deepEqual(calls, [`find:${id}`, `upsert:${id}`]);
+});
+
+test('oidc-provider 9.x: ReplayDetection.unique(iss, jti, exp) is true once and false after, per iss, through the store adapter (admin/binding.ts)', async () => {
+  const exp = Math.floor(Date.now() / 1000) + 300;
+  for (const provider of [bare.provider, keyward.keyward.provider.current]) {
+    assert.equal(await provider.ReplayDetection.unique('keyward-admin:a', 'contract-jti', exp), true);
+    assert.equal(await provider.ReplayDetection.unique('keyward-admin:a', 'contract-jti', exp), false);
+    assert.equal(await provider.ReplayDetection.unique('keyward-admin:b', 'contract-jti', exp), true);
+  }
+  // Keyward's instance keeps them in the store, where every other instance sees them.
+  assert.ok(await keyward.keyward.store.prisma.oidcArtifact.count({ where: { model: 'ReplayDetection' } }) >= 2);
 });

@@ -4,3 +4,4 @@ export {
   AUTH_METHODS, GRANT_TYPES, clientShapeIssues, isConfidential, mayObtain, metadataOf, storedMetadata,
   type AuthMethod, type ClientIssue, type ClientMetadata, type GrantType,
 } from './metadata.ts';
+export { SUBJECT_PROPERTIES, certificateJwks, type SubjectProperty } from './binding.ts';

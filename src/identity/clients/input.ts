@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { PRIVATE_JWK_MEMBERS } from '../../keys/jwk.ts';
 import { CLIENT_ID } from '../ids.ts';
 import { LIMITS, displayName, resourceIdentifier, roleList, safeUrl, scopeString, unique } from '../input.ts';
+import { boundMetadataFields } from './binding.ts';
 import { AUTH_METHODS, GRANT_TYPES, clientShapeIssues } from './metadata.ts';
 
 /** JWK members are strings (x5c an array of them); anything else is not a public key we can use. */
@@ -32,6 +33,13 @@ const clientFields = {
   disabled: z.boolean(),
 };
 
+type Optional<T extends Record<string, z.ZodType>, N extends boolean> = { [K in keyof T]: N extends true ? z.ZodOptional<z.ZodNullable<T[K]>> : z.ZodOptional<T[K]> };
+
+/** Each field optional (and nullable, so an update can clear it). */
+function optional<T extends Record<string, z.ZodType>, N extends boolean = false>(fields: T, nullable?: N): Optional<T, N> {
+  return Object.fromEntries(Object.entries(fields).map(([k, f]) => [k, nullable ? f.nullable().optional() : f.optional()])) as Optional<T, N>;
+}
+
 /** A new client; the rules between fields are ClientService's own, applied here to name every failing field at once. */
 export const clientCreate = z.strictObject({
   client_name: clientFields.client_name,
@@ -49,6 +57,7 @@ export const clientCreate = z.strictObject({
   first_party: clientFields.first_party.optional(),
   resource_server: clientFields.resource_server.optional(),
   disabled: clientFields.disabled.optional(),
+  ...optional(boundMetadataFields),
 }).superRefine((client, ctx) => {
   for (const issue of clientShapeIssues(client)) ctx.addIssue({ code: 'custom', path: [issue.field], message: issue.message, input: client });
 });
@@ -70,6 +79,7 @@ export const clientPatch = z.strictObject({
   first_party: clientFields.first_party.optional(),
   resource_server: clientFields.resource_server.nullable().optional(),
   disabled: clientFields.disabled.optional(),
+  ...optional(boundMetadataFields, true),
 });
 
 /** Secret rotation; the previous secrets stay valid this long (0 = revoke at once, at most 30 days). */

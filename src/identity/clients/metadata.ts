@@ -1,15 +1,20 @@
 import { z } from 'zod';
+import { boundMetadataOf, boundShapeIssues, storedBoundMetadata, type BoundClientMetadata, type BoundMetadataInput } from './binding.ts';
 
 /** The grant types a client may be registered for (RFC 7591 §2). */
 export const GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials'] as const;
 export type GrantType = (typeof GRANT_TYPES)[number];
 
-/** Token endpoint authentication methods (RFC 7591 §2); client_secret_jwt is off (see oidc/policy.ts). */
-export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'] as const;
+/**
+ * Token endpoint authentication methods (RFC 7591 §2); client_secret_jwt is off (see oidc/policy.ts).
+ * `federated_jwt` is Keyward's own: an external issuer's token per the client's federated
+ * credentials (identity/federation/, oidc/overrides/federated-jwt.ts).
+ */
+export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'tls_client_auth', 'self_signed_tls_client_auth', 'none', 'federated_jwt'] as const;
 export type AuthMethod = (typeof AUTH_METHODS)[number];
 
 /** RFC 7591 client metadata as stored (never includes a secret). */
-export interface ClientMetadata {
+export interface ClientMetadata extends BoundClientMetadata {
   grant_types: GrantType[];
   redirect_uris: string[];
   post_logout_redirect_uris: string[];
@@ -42,6 +47,7 @@ export const storedMetadata = z.object({
   allowed_resources: z.array(z.string()).optional()
     .describe('Resources this client may obtain tokens for (RFC 8707); unset: every registered resource except the admin API.'),
   admin_console: z.boolean().optional().describe('First-party client designated to obtain tokens for the admin API.'),
+  ...storedBoundMetadata,
 });
 
 export function parseStoredMetadata(json: unknown): ClientMetadata {
@@ -65,7 +71,7 @@ export function isConfidential(method: AuthMethod): boolean {
 }
 
 /** Client metadata as given: optional fields may be missing, or null when an update clears them. */
-export interface MetadataInput {
+export interface MetadataInput extends BoundMetadataInput {
   grant_types: GrantType[];
   redirect_uris?: string[] | undefined;
   post_logout_redirect_uris?: string[] | undefined;
@@ -98,6 +104,7 @@ export function metadataOf(input: MetadataInput): ClientMetadata {
     ...(input.default_resource ? { default_resource: input.default_resource } : {}),
     ...(input.allowed_resources ? { allowed_resources: input.allowed_resources } : {}),
     ...(input.admin_console ? { admin_console: true } : {}),
+    ...boundMetadataOf(input),
   };
 }
 
@@ -126,6 +133,9 @@ export function clientShapeIssues(client: MetadataInput): ClientIssue[] {
   if (method === 'private_key_jwt' && !client.jwks && !client.jwks_uri) {
     issues.push({ field: 'jwks', message: 'private_key_jwt requires jwks or jwks_uri' });
   }
+  if (method === 'federated_jwt' && (client.jwks || client.jwks_uri)) {
+    issues.push({ field: 'jwks', message: 'federated_jwt takes its keys from the client\'s federated credentials; remove jwks and jwks_uri' });
+  }
   if (client.jwks && client.jwks_uri) issues.push({ field: 'jwks_uri', message: 'give jwks or jwks_uri, not both' });
   if (client.admin_console && !client.first_party) {
     issues.push({ field: 'admin_console', message: 'only a first-party client may be an admin console' });
@@ -133,5 +143,6 @@ export function clientShapeIssues(client: MetadataInput): ClientIssue[] {
   if (client.default_resource && client.allowed_resources && !client.allowed_resources.includes(client.default_resource)) {
     issues.push({ field: 'default_resource', message: 'must be one of allowed_resources' });
   }
+  issues.push(...boundShapeIssues(client, method));
   return issues;
 }

@@ -13,8 +13,9 @@ import { ClientRecordCache } from './cache.ts';
 import { clientShapeIssues, isConfidential, metadataOf, type AuthMethod, type ClientMetadata, type GrantType, type MetadataInput } from './metadata.ts';
 import { include, toView, type ClientRecord, type ClientRow, type ClientView } from './rows.ts';
 import { ClientSecrets } from './secrets.ts';
+import type { BoundClientMetadata } from './binding.ts';
 
-export interface ClientInput {
+export interface ClientInput extends BoundClientMetadata {
   client_id?: string;
   /** Only the bootstrap admin supplies its own secret; everyone else gets a generated one. */
   client_secret?: string;

@@ -59,10 +59,13 @@ export class JwtTokenEndpoints {
 
 /** RFC 7662 §2.2 response members for an active token, plus Keyward's `roles`. */
 function introspectionOf(claims: AccessTokenClaims): Record<string, unknown> {
-  const { iss, sub, aud, exp, iat, nbf, jti, client_id: clientId, scope, roles } = claims;
+  const { iss, sub, aud, exp, iat, nbf, jti, client_id: clientId, scope, roles, cnf } = claims;
+  const dpopBound = typeof cnf === 'object' && cnf !== null && 'jkt' in cnf;
   return {
     active: true,
-    token_type: 'Bearer',
+    // RFC 9449 §6.2, RFC 8705 §3.2: a bound token says so, and what it is bound to.
+    token_type: dpopBound ? 'DPoP' : 'Bearer',
+    ...(cnf ? { cnf } : {}),
     iss, sub, aud, exp, iat, nbf, jti,
     client_id: clientId,
     scope,

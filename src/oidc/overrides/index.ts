@@ -39,6 +39,13 @@
  *   end the previous session on an account switch, renders HTML with no hook of ours: one
  *   inline `<script>` and one `<form action="…">`; on resume the interaction is
  *   `ctx.oidc.entities.Interaction` before that page renders. → html-pages.ts
+ * - `authenticateClient` (lib/shared/client_auth.js) takes an assertion's client id from its
+ *   `sub` and accepts only its own methods; the urlencoded body parser
+ *   (lib/shared/selective_body.js) reads `ctx.request.body` when the request stream was already
+ *   consumed; `Provider#pathFor` names each route's path; a private_key_jwt client's assertion
+ *   is verified against its `jwks` with aud = the issuer accepted; `ReplayDetection.unique`
+ *   (lib/models/replay_detection.js) looks its id up as sha256(iss + jti), base64url, with
+ *   `find` then `upsert`. → federated-jwt.ts
  * - `fetchRequest` (lib/helpers/fetch_request.js) sets `options.dispatcher` to its SSRF-guarded
  *   undici Agent, then calls the `fetch` configuration with those options. → private-fetch.ts
  *
@@ -46,6 +53,7 @@
  * `getResourceServerInfo`, `extraClientMetadata`); none exists for the points above.
  */
 import type { KoaContextWithOIDC, Provider } from 'oidc-provider';
+import type { AuditEvent } from '../../audit/events.ts';
 import { JwtTokenEndpoints, type JwtEndpointDeps } from '../jwt/endpoints.ts';
 import { addClientChallenge } from './client-challenge.ts';
 import { pageOf, type PageHeaders } from './html-pages.ts';
@@ -54,8 +62,10 @@ import { installSecretVerification, type SecretVerifier } from './client-secret.
 import { oidcOf } from './context.ts';
 import { answerJwtTokens } from './jwt-token-refusal.ts';
 import { answerUnauthorizedClient } from './unauthorized-client.ts';
+import { installFederatedJwt, type FederatedClientAuth, type InternalAssertionKey } from './federated-jwt.ts';
 
 export { SECRET_PLACEHOLDER } from './client-secret.ts';
+export { federatedAuthenticationOf, InternalAssertionKey, internalAssertionReplay, JWT_BEARER, type FederatedClientAuth } from './federated-jwt.ts';
 export { oneTimeRequestUri } from './one-time-request-uri.ts';
 export { privateNetworkFetch } from './private-fetch.ts';
 export { narrowRequestedScope, requestedScopes } from './requested-scope.ts';
@@ -69,12 +79,29 @@ export interface OverrideDeps {
   issuer: string;
   clients: SecretVerifier;
   jwtTokens: JwtEndpointDeps;
+  /** federated_jwt client authentication (federated-jwt.ts); refusals are audited when `audit` is given. */
+  federation?: { auth: FederatedClientAuth; key: InternalAssertionKey; audit?: FederationAudit };
+}
+
+/** The part of the audit writer federated-jwt.ts's refusals go to. */
+export interface FederationAudit {
+  recordRepeatable(event: AuditEvent, key: string): void;
 }
 
 /** Installs every override on a freshly built Provider (once per instance). */
 export function installOverrides(provider: Provider, deps: OverrideDeps): void {
   pinIssuerOrigin(provider, deps.issuer);
   installSecretVerification(provider, deps.clients);
+  if (deps.federation) {
+    const { audit } = deps.federation;
+    installFederatedJwt(provider, deps.federation.auth, deps.federation.key, audit ? (ctx, clientId, description) => {
+      // An unauthenticated caller can repeat this at will: summarized per client and address.
+      audit.recordRepeatable({
+        type: 'token.issued', actor: clientId, outcome: 'failure', ip: ctx.ip,
+        details: { error: 'invalid_client', auth_method: 'federated_jwt', error_description: description.slice(0, 500) },
+      }, `${clientId}|${ctx.ip}`);
+    } : undefined);
+  }
   const jwtTokens = new JwtTokenEndpoints(deps.jwtTokens);
   // One middleware around every route (it sits on the token endpoint's path), its steps in
   // order: the JWT answers first turn their 400 into a 200, so the later steps, which look at
