@@ -290,3 +290,11 @@ test('the internal assertion that stands in for a verified external token is nev
   assert.equal((await grant(ids.k8s, await k8sToken())).status, 200);
   assert.equal(await count(), before);
 });
+
+test('deleting a federated credential stops it at once (the cached rules follow the change feed)', async () => {
+  const id = await federatedClient('short-lived');
+  const credentialId = await credential(id, { name: 'temp', issuer: issuer.url('/k8s'), subject: 'system:serviceaccount:payments:invoicer' });
+  assert.equal((await grant(id, await k8sToken())).status, 200);
+  await server.keyward.federation.credentials.delete(id, credentialId);
+  await refused(id, await k8sToken(), /no federated credentials/);
+});
