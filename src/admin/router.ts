@@ -6,6 +6,7 @@ import type { ResourceService } from '../identity/resources.ts';
 import type { RoleService } from '../identity/roles.ts';
 import type { UserService } from '../identity/users.ts';
 import type { Logger } from '../log/logger.ts';
+import type { TokenSizeWatch } from '../oidc/token-size.ts';
 import { AdminAuthenticator, type AdminAuthDeps } from './auth.ts';
 import { openApiDocument } from './openapi.ts';
 import { Problem, sendProblem, toProblem } from './problem.ts';
@@ -13,7 +14,7 @@ import { koaPath, pathMatcher, type AdminRoute } from './route.ts';
 import { clientRoutes } from './routes/clients.ts';
 import { resourceRoutes, roleRoutes, userRoutes } from './routes/identity.ts';
 import { auditRoutes, keyRoutes, type AdminKeyService } from './routes/operations.ts';
-import { clientCreated, clientView, secretRotated } from './schemas/clients.ts';
+import { clientCreated, clientRead, clientView, secretRotated } from './schemas/clients.ts';
 import { auditView, keyView, resourceView, roleView, userView } from './schemas/identity.ts';
 
 export const ADMIN_PREFIX = '/admin/v1';
@@ -26,6 +27,8 @@ export interface AdminDeps extends AdminAuthDeps {
   audit: AuditWriter;
   auditTrail: Pick<AuditQuery, 'find'>;
   logger: Logger;
+  /** The latest oversized token per client (GET /clients/{id} `token_size_warning`). */
+  tokenSize?: Pick<TokenSizeWatch, 'forClient'>;
   /** Called for each request answered 503 because the store was unreachable (metrics). */
   onStoreOutage?: () => void;
 }
@@ -33,7 +36,7 @@ export interface AdminDeps extends AdminAuthDeps {
 /** Every operation of the admin API; the router and the OpenAPI document are both made from it. */
 export function adminRouteTable(deps: AdminDeps): AdminRoute[] {
   return [
-    ...clientRoutes(deps.clients),
+    ...clientRoutes(deps.clients, deps.tokenSize),
     ...userRoutes(deps.users),
     ...roleRoutes(deps.roles),
     ...resourceRoutes(deps.resources, deps.issuer),
@@ -58,7 +61,7 @@ export function adminRouter(deps: AdminDeps): Router {
   const auth = new AdminAuthenticator(deps);
   const router = new Router();
   const document = openApiDocument(deps.issuer, routes, [
-    [clientView, 'Client'], [clientCreated, 'ClientCreated'], [secretRotated, 'SecretRotated'], [userView, 'User'],
+    [clientView, 'Client'], [clientRead, 'ClientRead'], [clientCreated, 'ClientCreated'], [secretRotated, 'SecretRotated'], [userView, 'User'],
     [roleView, 'Role'], [resourceView, 'ResourceServer'], [keyView, 'SigningKey'], [auditView, 'AuditEvent'],
   ]);
 

@@ -1,8 +1,11 @@
 import { z } from 'zod';
 
 /** The grant types a client may be registered for (RFC 7591 §2). */
-export const GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials'] as const;
+export const GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials', 'urn:ietf:params:oauth:grant-type:token-exchange'] as const;
 export type GrantType = (typeof GRANT_TYPES)[number];
+
+/** RFC 8693 token exchange (src/oidc/grants/token-exchange.ts). */
+export const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange' as const;
 
 /** Token endpoint authentication methods (RFC 7591 §2); client_secret_jwt is off (see oidc/policy.ts). */
 export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'] as const;
@@ -27,6 +30,8 @@ export interface ClientMetadata {
   allowed_resources?: string[];
   /** An admin designated this first-party client to obtain tokens for the admin API. */
   admin_console?: boolean;
+  /** RFC 8693: the resource identifiers this client may exchange a subject token for. */
+  token_exchange_audiences?: string[];
 }
 
 /** The `metadata` JSON column read back; a row that does not match is a bug, not input. */
@@ -42,6 +47,8 @@ export const storedMetadata = z.object({
   allowed_resources: z.array(z.string()).optional()
     .describe('Resources this client may obtain tokens for (RFC 8707); unset: every registered resource except the admin API.'),
   admin_console: z.boolean().optional().describe('First-party client designated to obtain tokens for the admin API.'),
+  token_exchange_audiences: z.array(z.string()).optional()
+    .describe('RFC 8693 token exchange: the resource identifiers this client may exchange a subject token for; unset: none.'),
 });
 
 export function parseStoredMetadata(json: unknown): ClientMetadata {
@@ -76,6 +83,7 @@ export interface MetadataInput {
   default_resource?: string | null | undefined;
   allowed_resources?: string[] | null | undefined;
   admin_console?: boolean | undefined;
+  token_exchange_audiences?: string[] | null | undefined;
   /** Not metadata (a column of its own), but `admin_console` depends on it. */
   first_party?: boolean | undefined;
 }
@@ -98,6 +106,7 @@ export function metadataOf(input: MetadataInput): ClientMetadata {
     ...(input.default_resource ? { default_resource: input.default_resource } : {}),
     ...(input.allowed_resources ? { allowed_resources: input.allowed_resources } : {}),
     ...(input.admin_console ? { admin_console: true } : {}),
+    ...(input.token_exchange_audiences?.length ? { token_exchange_audiences: input.token_exchange_audiences } : {}),
   };
 }
 
@@ -122,6 +131,9 @@ export function clientShapeIssues(client: MetadataInput): ClientIssue[] {
   }
   if (method === 'none' && grants.includes('client_credentials')) {
     issues.push({ field: 'token_endpoint_auth_method', message: 'client_credentials requires an authenticating client (not none)' });
+  }
+  if (method === 'none' && grants.includes(TOKEN_EXCHANGE)) {
+    issues.push({ field: 'token_endpoint_auth_method', message: 'token exchange requires an authenticating client (not none)' });
   }
   if (method === 'private_key_jwt' && !client.jwks && !client.jwks_uri) {
     issues.push({ field: 'jwks', message: 'private_key_jwt requires jwks or jwks_uri' });
