@@ -63,11 +63,17 @@ export function claimsConfiguration(deps: ClaimDeps): Partial<Configuration> {
       const accountId = 'accountId' in token ? (token.accountId as string | undefined) : undefined;
       const scopes = accountId ? authorizedScopes(ctx as KoaContextWithOIDC | undefined, token as ScopeCarrier) : undefined;
       const roles = await rolesFor(deps, { accountId, clientId: token.clientId, scopes });
-      if (!roles) return undefined;
       // Roles per API: an access token for API X carries the global roles and X's own, never
       // another API's; a token for no API (userinfo) only the global ones.
       const audience = (token as { resourceServer?: { audience?: string } }).resourceServer?.audience;
-      return { roles: deps.roles ? await deps.roles.rolesFor(roles, audience) : roles };
+      // RFC 8693: a user's JWT access token names its grant, so what is exchanged from it dies
+      // with the grant (grants/token-exchange.ts). An opaque token is stored with its grant already.
+      const grantId = accountId && audience ? (token as { grantId?: unknown }).grantId : undefined;
+      const claims = {
+        ...(roles ? { roles: deps.roles ? await deps.roles.rolesFor(roles, audience) : roles } : {}),
+        ...(typeof grantId === 'string' ? { grant_id: grantId } : {}),
+      };
+      return Object.keys(claims).length ? claims : undefined;
     },
   };
 }

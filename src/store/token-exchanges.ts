@@ -7,8 +7,8 @@ export interface ExchangeLink {
   jti: string;
   /** jti of every token it derives from, the direct subject token first. */
   subjectJtis: string[];
-  /** The user and client whose grant the chain's first token came from; absent for a client's own token. */
-  root?: { accountId: string; clientId: string } | undefined;
+  /** The user's grant the chain's first token came from; absent for a client's own token. */
+  grantId?: string | undefined;
   expiresAt: Date;
 }
 
@@ -24,8 +24,7 @@ export class TokenExchanges {
       data: {
         jti: link.jti,
         subjectJtis: link.subjectJtis,
-        accountId: link.root?.accountId ?? null,
-        clientId: link.root?.clientId ?? null,
+        grantId: link.grantId ?? null,
         expiresAt: link.expiresAt,
       },
     });
@@ -38,7 +37,7 @@ export class TokenExchanges {
     return {
       jti: row.jti,
       subjectJtis: row.subjectJtis,
-      root: row.accountId && row.clientId ? { accountId: row.accountId, clientId: row.clientId } : undefined,
+      ...(row.grantId ? { grantId: row.grantId } : {}),
       expiresAt: row.expiresAt,
     };
   }
@@ -49,10 +48,10 @@ export class TokenExchanges {
     return (await this.prisma.revokedToken.count({ where: { jti: { in: [...jtis] } } })) > 0;
   }
 
-  /** Whether `accountId` still holds a live grant to `clientId` (oidc-provider's Grant rows). */
-  async grantLive(accountId: string, clientId: string, now: Date): Promise<boolean> {
+  /** Whether the grant still exists (oidc-provider deletes it when it is revoked) and has not expired. */
+  async grantLive(grantId: string, now: Date): Promise<boolean> {
     const count = await this.prisma.oidcArtifact.count({
-      where: { model: 'Grant', accountId, clientId, OR: [{ expiresAt: null }, { expiresAt: { gt: now } }] },
+      where: { model: 'Grant', id: grantId, OR: [{ expiresAt: null }, { expiresAt: { gt: now } }] },
     });
     return count > 0;
   }

@@ -5,8 +5,7 @@ ALTER TABLE "roles" ADD COLUMN     "resource" TEXT;
 CREATE TABLE "token_exchanges" (
     "jti" TEXT NOT NULL,
     "subject_jtis" TEXT[],
-    "account_id" TEXT,
-    "client_id" TEXT,
+    "grant_id" TEXT,
     "expires_at" TIMESTAMPTZ(3) NOT NULL,
 
     CONSTRAINT "token_exchanges_pkey" PRIMARY KEY ("jti")

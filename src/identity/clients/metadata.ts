@@ -88,9 +88,9 @@ export interface MetadataInput {
   first_party?: boolean | undefined;
 }
 
-/** A client_credentials client authenticates with a secret unless told otherwise; any other is public. */
+/** A client_credentials or token-exchange client authenticates with a secret unless told otherwise; any other is public. */
 function defaultAuthMethod(grants: readonly GrantType[]): AuthMethod {
-  return grants.includes('client_credentials') ? 'client_secret_basic' : 'none';
+  return grants.includes('client_credentials') || grants.includes(TOKEN_EXCHANGE) ? 'client_secret_basic' : 'none';
 }
 
 /** The metadata to store: defaults filled in, cleared (null or empty) optional fields left out. */

@@ -17,8 +17,8 @@ export interface ExchangeLink {
   jti: string;
   /** Every token it derives from, the direct subject token first. */
   subjectJtis: string[];
-  /** The user and client of the grant the chain's first token came from; absent for a client's own token. */
-  root?: { accountId: string; clientId: string } | undefined;
+  /** The user's grant the chain's first token came from; absent for a client's own token. */
+  grantId?: string | undefined;
   expiresAt: Date;
 }
 
@@ -27,7 +27,7 @@ export interface ExchangeLinks {
   record(link: ExchangeLink): Promise<void>;
   find(jti: string): Promise<ExchangeLink | undefined>;
   anyRevoked(jtis: readonly string[]): Promise<boolean>;
-  grantLive(accountId: string, clientId: string, now: Date): Promise<boolean>;
+  grantLive(grantId: string, now: Date): Promise<boolean>;
 }
 
 export interface TokenExchangeDeps {
@@ -107,14 +107,15 @@ async function exchange(provider: Provider, deps: TokenExchangeDeps, ctx: KoaCon
   }
   const link = await deps.links.find(subject.jti);
   const subjectJtis = [subject.jti, ...(link?.subjectJtis ?? [])];
-  const root = link ? link.root : userRoot(subject);
+  const isUser = link ? Boolean(link.grantId) : subject.sub !== subject.client_id;
+  const grantId = link ? link.grantId : grantOf(subject, isUser);
   const now = deps.now();
   if (await deps.links.anyRevoked(subjectJtis)) throw new errors.InvalidRequest('subject_token has been revoked');
-  if (root && !(await deps.links.grantLive(root.accountId, root.clientId, now))) {
+  if (grantId && !(await deps.links.grantLive(grantId, now))) {
     throw new errors.InvalidRequest('subject_token has been revoked (its grant is gone)');
   }
   const sub = typeof subject.sub === 'string' ? subject.sub : subject.client_id;
-  const heldRoles = await currentRoles(deps, sub, Boolean(root));
+  const heldRoles = await currentRoles(deps, sub, isUser);
 
   const roles = await deps.roles.rolesFor(heldRoles, server.identifier);
   const permitted = await deps.roles.permissionsOf(heldRoles, server.identifier);
@@ -155,7 +156,7 @@ async function exchange(provider: Provider, deps: TokenExchangeDeps, ctx: KoaCon
   setExchangedClaims(token, { act, ...(Array.isArray(subject.roles) ? { roles } : {}) });
   ctx.oidc.entity('AccessToken', token);
   const value = await token.save();
-  await deps.links.record({ jti: token.jti, subjectJtis, root, expiresAt: new Date((now.getTime() / 1000 + ttl) * 1000) });
+  await deps.links.record({ jti: token.jti, subjectJtis, grantId, expiresAt: new Date((now.getTime() / 1000 + ttl) * 1000) });
 
   deps.audit?.record({
     type: 'token.exchanged',
@@ -187,9 +188,15 @@ async function allowedTarget(deps: TokenExchangeDeps, clientId: string, identifi
   return server;
 }
 
-/** A token not from an exchange is a user's when its subject is not its client (client credentials: sub = client_id). */
-function userRoot(subject: AccessTokenClaims): { accountId: string; clientId: string } | undefined {
-  return typeof subject.sub === 'string' && subject.sub !== subject.client_id ? { accountId: subject.sub, clientId: subject.client_id } : undefined;
+/**
+ * The grant a user's token (not from an exchange; client credentials have sub = client_id)
+ * was issued under, from its `grant_id` claim (claims.ts). A user token without one cannot be
+ * tied to its grant, so revoking the grant could not reach what it is exchanged for: refused.
+ */
+function grantOf(subject: AccessTokenClaims, isUser: boolean): string | undefined {
+  if (!isUser) return undefined;
+  if (typeof subject.grant_id !== 'string' || !subject.grant_id) throw new errors.InvalidRequest('subject_token carries no grant_id; obtain a new access token');
+  return subject.grant_id;
 }
 
 /**
@@ -215,5 +222,5 @@ export async function revokedThroughChain(links: ExchangeLinks, jti: string, now
   const link = await links.find(jti);
   if (!link) return false;
   if (await links.anyRevoked(link.subjectJtis)) return true;
-  return link.root ? !(await links.grantLive(link.root.accountId, link.root.clientId, now)) : false;
+  return link.grantId ? !(await links.grantLive(link.grantId, now)) : false;
 }
