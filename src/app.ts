@@ -46,6 +46,8 @@ import { oidcArtifactAdapters } from './store/oidc-adapters.ts';
 import { purgeExpiredArtifacts } from './store/oidc-artifacts.ts';
 import { OidcGrants } from './store/oidc-grants.ts';
 import { purgeRevokedTokens, RevokedTokens } from './store/revoked-tokens.ts';
+import { purgeTokenExchanges, TokenExchanges } from './store/token-exchanges.ts';
+import { TokenSizeWatch } from './oidc/token-size.ts';
 import { openStore, type Store } from './store/store.ts';
 
 export interface KeywardOptions {
@@ -140,14 +142,21 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
     const certificates = new ClientCertificates({ header: config.clientCertHeader, proxyHops: config.proxyHops, clientCa: config.clientCa, now });
     if (certificates.headerIgnored) logger.warn('KEYWARD_CLIENT_CERT_HEADER is ignored: it is trusted only behind a proxy (set KEYWARD_PROXY_HOPS)');
     const senderConstraints = { clientCertificate: certificates.of, dpopNonceSecret: secrets['dpop-nonce'], dpopRequireNonce: config.dpopRequireNonce };
+    const exchangeLinks = new TokenExchanges(store.prisma);
+    const tokenSize = new TokenSizeWatch((fields, message) => logger.warn(fields, message), now);
     const build = async () => {
       const jwks = providerJwks(await keys.loadUsable());
       const built = createProvider({
         issuer: config.issuer, proxyHops: config.proxyHops, adapter, revocations, clients, roles, resources, now, cookieKeys, jwks,
         userRoles: (userId) => users.rolesOf(userId),
+        exchangeLinks, tokenSize, accountExists: async (userId) => (await users.account(userId)) !== undefined,
         allowPrivateNetworks: config.allowPrivateJwksUri,
         pageHeaders: providerPageHeaders,
-        extra: [accountConfiguration(users), interactionConfiguration()] as Partial<Configuration>[],
+        extra: [accountConfiguration({
+          account: (id) => users.account(id),
+          // Roles per API: ID tokens and userinfo carry the global roles only.
+          rolesOf: async (id) => roles.rolesFor(await users.rolesOf(id), undefined),
+        }), interactionConfiguration()] as Partial<Configuration>[],
         audit, onStoreOutage, federation: federation.authenticator,
         tokenFingerprint: (value) => hmacSha256(tokenAuditKey, value).toString('base64url'),
         senderConstraints,
@@ -198,7 +207,7 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
     }));
     routers.push(adminRouter({
       issuer: config.issuer, clients, users, roles, resources, keyService, keys, provider, changes, revocations, audit,
-      auditTrail, logger, now, onStoreOutage, federation, clientCertificate: certificates.of,
+      auditTrail, logger, now, onStoreOutage, federation, clientCertificate: certificates.of, tokenSize,
     }));
     const security = new SecurityMetrics(metrics.registry, {
       audit: () => audit.stats(),
@@ -222,6 +231,7 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
       purging = Promise.all([
         purgeExpiredArtifacts(store.prisma, now()).catch((error: unknown) => logger.warn({ err: errorFields(error) }, 'purge failed')),
         purgeRevokedTokens(store.prisma, now()).catch((error: unknown) => logger.warn({ err: errorFields(error) }, 'revoked-token purge failed')),
+        purgeTokenExchanges(store.prisma, now()).catch((error: unknown) => logger.warn({ err: errorFields(error) }, 'token-exchange purge failed')),
         throttle.purge().catch((error: unknown) => logger.warn({ err: errorFields(error) }, 'login-throttle purge failed')),
       ]);
     };

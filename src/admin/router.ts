@@ -6,6 +6,7 @@ import type { ResourceService } from '../identity/resources.ts';
 import type { RoleService } from '../identity/roles.ts';
 import type { UserService } from '../identity/users.ts';
 import type { Logger } from '../log/logger.ts';
+import type { TokenSizeWatch } from '../oidc/token-size.ts';
 import { AdminAuthenticator, type AdminAuthDeps } from './auth.ts';
 import { openApiDocument } from './openapi.ts';
 import { Problem, sendProblem, toProblem } from './problem.ts';
@@ -14,7 +15,7 @@ import { clientRoutes } from './routes/clients.ts';
 import { federationRoutes, type AdminFederation } from './routes/federation.ts';
 import { resourceRoutes, roleRoutes, userRoutes } from './routes/identity.ts';
 import { auditRoutes, keyRoutes, type AdminKeyService } from './routes/operations.ts';
-import { clientCreated, clientView, secretRotated } from './schemas/clients.ts';
+import { clientCreated, clientRead, clientView, secretRotated } from './schemas/clients.ts';
 import { federatedCredentialView } from './schemas/federation.ts';
 import { auditView, keyView, resourceView, roleView, userView } from './schemas/identity.ts';
 
@@ -30,6 +31,8 @@ export interface AdminDeps extends AdminAuthDeps {
   logger: Logger;
   /** Workload identity federation: federated credentials and their dry run. */
   federation?: AdminFederation;
+  /** The latest oversized token per client (GET /clients/{id} `token_size_warning`). */
+  tokenSize?: Pick<TokenSizeWatch, 'forClient'>;
   /** Called for each request answered 503 because the store was unreachable (metrics). */
   onStoreOutage?: () => void;
 }
@@ -37,7 +40,7 @@ export interface AdminDeps extends AdminAuthDeps {
 /** Every operation of the admin API; the router and the OpenAPI document are both made from it. */
 export function adminRouteTable(deps: AdminDeps): AdminRoute[] {
   return [
-    ...clientRoutes(deps.clients),
+    ...clientRoutes(deps.clients, deps.tokenSize),
     ...(deps.federation ? federationRoutes(deps.federation) : []),
     ...userRoutes(deps.users),
     ...roleRoutes(deps.roles),
@@ -63,7 +66,7 @@ export function adminRouter(deps: AdminDeps): Router {
   const auth = new AdminAuthenticator(deps);
   const router = new Router();
   const document = openApiDocument(deps.issuer, routes, [
-    [clientView, 'Client'], [clientCreated, 'ClientCreated'], [secretRotated, 'SecretRotated'], [userView, 'User'],
+    [clientView, 'Client'], [clientRead, 'ClientRead'], [clientCreated, 'ClientCreated'], [secretRotated, 'SecretRotated'], [userView, 'User'],
     [roleView, 'Role'], [resourceView, 'ResourceServer'], [keyView, 'SigningKey'], [auditView, 'AuditEvent'],
     [federatedCredentialView, 'FederatedCredential'],
   ]);

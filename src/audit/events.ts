@@ -17,4 +17,5 @@ export type AuditEventType =
   | 'login.locked'
   | 'token.issued'
   | 'token.revoked'
+  | 'token.exchanged'
   | 'key.transition';

@@ -85,6 +85,7 @@ const CATEGORY: Record<AuditEvent['type'], string> = {
   'login.locked': 'authentication',
   'token.issued': 'authentication',
   'token.revoked': 'authentication',
+  'token.exchanged': 'authentication',
   'key.transition': 'configuration',
 };
 

@@ -110,6 +110,7 @@ export const COMMANDS: Command[] = [
       role: { type: 'string', multiple: true }, 'first-party': { type: 'boolean' }, 'resource-server': { type: 'string' },
       'default-resource': { type: 'string' }, 'allowed-resource': { type: 'string', multiple: true }, 'admin-console': { type: 'boolean' },
       ...boundClientOptions,
+      'exchange-audience': { type: 'string', multiple: true },
     },
     async run({ values }, deps) {
       const body = parse(clientCreate, { ...await boundClientValues(values), ...defined({
@@ -118,6 +119,7 @@ export const COMMANDS: Command[] = [
         scope: str(values.scope), roles: list(values.role), first_party: values['first-party'] === true ? true : undefined,
         resource_server: str(values['resource-server']), default_resource: str(values['default-resource']),
         allowed_resources: list(values['allowed-resource']), admin_console: values['admin-console'] === true ? true : undefined,
+        token_exchange_audiences: list(values['exchange-audience']),
       }) });
       const { client, client_secret } = await services(deps).clients.create(body);
       const value = { ...client, ...(client_secret ? { client_secret } : {}) };
@@ -184,16 +186,18 @@ export const COMMANDS: Command[] = [
   },
   {
     name: 'roles create', changes: true, args: '<name>', summary: 'Create a role (repeat --permission for each scope it grants)',
-    options: { description: { type: 'string' }, permission: { type: 'string', multiple: true } }, needs: 'services',
+    options: { description: { type: 'string' }, permission: { type: 'string', multiple: true }, resource: { type: 'string' } }, needs: 'services',
     async run({ values, positionals }, deps) {
-      const role = await services(deps).roles.create(parse(roleCreate, defined({ name: positionals[0], description: str(values.description), permissions: list(values.permission) })));
-      return { value: role, text: `role ${role.name}: ${role.permissions.join(' ') || '(no permissions)'}` };
+      const role = await services(deps).roles.create(parse(roleCreate, defined({
+        name: positionals[0], description: str(values.description), permissions: list(values.permission), resource: str(values.resource),
+      })));
+      return { value: role, text: `role ${role.name}${role.resource ? ` (for ${role.resource})` : ''}: ${role.permissions.join(' ') || '(no permissions)'}` };
     },
   },
   {
     name: 'roles list', args: '', summary: 'List roles', options: pageOptions, needs: 'services',
     run: ({ values }, deps) => listing('roles', values, (p) => services(deps).roles.list(p),
-      (r) => `${r.name}  ${r.permissions.join(' ') || '-'}  ${r.description}`),
+      (r) => `${r.name}  ${r.resource ?? '(global)'}  ${r.permissions.join(' ') || '-'}  ${r.description}`),
   },
   {
     name: 'resources create', changes: true, args: '<identifier>', summary: 'Register an API (resource server)', needs: 'services',

@@ -121,6 +121,8 @@ export const roleCreate = z.strictObject({
   name: roleName,
   description: z.string().max(LIMITS.description).optional(),
   permissions: permissions.optional(),
+  resource: resourceIdentifier.optional()
+    .describe('Scope the role to this API (roles per API): it then counts only in access tokens for that API. Absent: a global role.'),
 });
 
 export const rolePatch = z.strictObject({

@@ -2,7 +2,7 @@ import type { PrismaClient } from '../store/store.ts';
 import type { ChangeFeed } from '../store/changes.ts';
 import { Conflict, Invalid, NotFound } from '../domain/errors.ts';
 import { pageOf, type Page, type PageRequest } from '../domain/page.ts';
-import { isMissingRow, isUniqueViolation } from '../store/prisma-errors.ts';
+import { isForeignKeyViolation, isMissingRow, isUniqueViolation } from '../store/prisma-errors.ts';
 import { ADMIN_READ_ROLE, ADMIN_ROLE } from './admin-roles.ts';
 
 export const ROLE_NAME = /^[a-z][a-z0-9:_-]{0,63}$/;
@@ -11,6 +11,8 @@ export interface RoleInput {
   name: string;
   description?: string;
   permissions?: string[];
+  /** Identifier of the API the role is scoped to; absent: a global role. */
+  resource?: string | undefined;
 }
 
 export interface RolePatch {
@@ -23,6 +25,8 @@ export interface RoleView {
   name: string;
   description: string;
   permissions: string[];
+  /** The API the role is scoped to (roles per API), or null for a global role. */
+  resource: string | null;
   created_at: string;
   updated_at: string;
 }
@@ -34,6 +38,7 @@ function toView(row: Row): RoleView {
     name: row.name,
     description: row.description,
     permissions: row.permissions,
+    resource: row.resource,
     created_at: row.createdAt.toISOString(),
     updated_at: row.updatedAt.toISOString(),
   };
@@ -42,9 +47,20 @@ function toView(row: Row): RoleView {
 /** The admin API's own roles: deleting one could lock every administrator out. */
 const BUILT_IN = new Set([ADMIN_ROLE, ADMIN_READ_ROLE]);
 
-/** Roles and their permissions; the permission map is cached for the token endpoint. */
+interface CachedRole {
+  permissions: string[];
+  resource: string | null;
+}
+
+/**
+ * Roles and their permissions; the role map is cached for the token endpoint.
+ *
+ * Roles per API: a role scoped to one resource server counts only in tokens for that API.
+ * `audience` below is the API a token is for; undefined means no API (ID token, userinfo),
+ * where only global roles count.
+ */
 export class RoleService {
-  #permissions: Promise<Map<string, string[]>> | undefined;
+  #permissions: Promise<Map<string, CachedRole>> | undefined;
 
   constructor(
     private readonly prisma: PrismaClient,
@@ -55,16 +71,37 @@ export class RoleService {
     });
   }
 
-  /** Union of the permissions of the given roles (hot path, cached). */
-  async permissionsOf(roles: readonly string[]): Promise<Set<string>> {
+  #roles(): Promise<Map<string, CachedRole>> {
     if (!this.#permissions) {
-      const loading = this.prisma.role.findMany({ select: { name: true, permissions: true } })
-        .then((rows) => new Map(rows.map((r) => [r.name, r.permissions])));
+      const loading = this.prisma.role.findMany({ select: { name: true, permissions: true, resource: true } })
+        .then((rows) => new Map(rows.map((r) => [r.name, { permissions: r.permissions, resource: r.resource }])));
       this.#permissions = loading;
       loading.catch(() => { if (this.#permissions === loading) this.#permissions = undefined; });
     }
-    const map = await this.#permissions;
-    return new Set(roles.flatMap((role) => map.get(role) ?? []));
+    return this.#permissions;
+  }
+
+  /**
+   * Union of the permissions of the given roles (hot path, cached). With an `audience`, only
+   * global roles and roles scoped to that API count; without one, every role counts (the
+   * admin API's own checks, which name global roles only).
+   */
+  async permissionsOf(roles: readonly string[], audience?: string): Promise<Set<string>> {
+    const counted = audience === undefined ? roles : await this.rolesFor(roles, audience);
+    const map = await this.#roles();
+    return new Set(counted.flatMap((role) => map.get(role)?.permissions ?? []));
+  }
+
+  /**
+   * The roles a token for `audience` carries: the global ones and those scoped to that API.
+   * Undefined `audience` (ID token, userinfo): the global roles only.
+   */
+  async rolesFor(roles: readonly string[], audience: string | undefined): Promise<string[]> {
+    const map = await this.#roles();
+    return roles.filter((role) => {
+      const scope = map.get(role)?.resource ?? null;
+      return scope === null || scope === audience;
+    });
   }
 
   /** Creates the role when missing; leaves an existing one as the admin left it. */
@@ -78,14 +115,21 @@ export class RoleService {
   }
 
   async create(input: RoleInput): Promise<RoleView> {
+    if (input.resource && !(await this.prisma.resourceServer.count({ where: { identifier: input.resource } }))) {
+      throw new Invalid(`unknown resource server: ${input.resource}`, { resource: 'no resource server has this identifier' });
+    }
     try {
       const row = await this.prisma.role.create({
-        data: { name: input.name, description: input.description ?? '', permissions: [...new Set(input.permissions ?? [])] },
+        data: {
+          name: input.name, description: input.description ?? '', permissions: [...new Set(input.permissions ?? [])],
+          ...(input.resource ? { resource: input.resource } : {}),
+        },
       });
       await this.changes.publish({ kind: 'role', id: input.name });
       return toView(row);
     } catch (error) {
       if (isUniqueViolation(error)) throw new Conflict(`role ${input.name} already exists`, { name: 'already exists' });
+      if (isForeignKeyViolation(error)) throw new Invalid(`unknown resource server: ${input.resource}`, { resource: 'no resource server has this identifier' });
       throw error;
     }
   }

@@ -1,8 +1,12 @@
 import type { Configuration, KoaContextWithOIDC } from 'oidc-provider';
 import type { ClientService } from '../identity/clients/index.ts';
+import type { RoleService } from '../identity/roles.ts';
+import { exchangedClaimsOf } from './grants/token-exchange-claims.ts';
 
 export interface ClaimDeps {
   clients: ClientService;
+  /** Roles per API: filters the roles a token carries to the global ones and its API's. */
+  roles?: Pick<RoleService, 'rolesFor'>;
   /** Role names of a user account; absent until user identities exist. */
   userRoles?: (accountId: string) => Promise<string[]>;
 }
@@ -53,10 +57,23 @@ function authorizedScopes(ctx: KoaContextWithOIDC | undefined, token: ScopeCarri
 export function claimsConfiguration(deps: ClaimDeps): Partial<Configuration> {
   return {
     async extraTokenClaims(ctx, token) {
+      // A token minted by the token-exchange grant: its handler decided the claims.
+      const exchanged = exchangedClaimsOf(token);
+      if (exchanged) return exchanged;
       const accountId = 'accountId' in token ? (token.accountId as string | undefined) : undefined;
       const scopes = accountId ? authorizedScopes(ctx as KoaContextWithOIDC | undefined, token as ScopeCarrier) : undefined;
       const roles = await rolesFor(deps, { accountId, clientId: token.clientId, scopes });
-      return roles ? { roles } : undefined;
+      // Roles per API: an access token for API X carries the global roles and X's own, never
+      // another API's; a token for no API (userinfo) only the global ones.
+      const audience = (token as { resourceServer?: { audience?: string } }).resourceServer?.audience;
+      // RFC 8693: a user's JWT access token names its grant, so what is exchanged from it dies
+      // with the grant (grants/token-exchange.ts). An opaque token is stored with its grant already.
+      const grantId = accountId && audience ? (token as { grantId?: unknown }).grantId : undefined;
+      const claims = {
+        ...(roles ? { roles: deps.roles ? await deps.roles.rolesFor(roles, audience) : roles } : {}),
+        ...(typeof grantId === 'string' ? { grant_id: grantId } : {}),
+      };
+      return Object.keys(claims).length ? claims : undefined;
     },
   };
 }

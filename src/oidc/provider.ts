@@ -16,6 +16,8 @@ import { singleUse, type ArtifactAdapter } from './single-use.ts';
 import { answerStoreOutage } from './store-outage.ts';
 import { senderConstraintConfiguration, type SenderConstraintOptions } from './sender-constraints.ts';
 import { introspectionConfiguration } from './token-visibility.ts';
+import { registerTokenExchange, revokedThroughChain, type ExchangeLinks } from './grants/token-exchange.ts';
+import { installTokenSizeWatch, type TokenSizeWatch } from './token-size.ts';
 import { installTokenAudit, type AuditSink, type TokenFingerprint } from './token-audit.ts';
 
 export interface ProviderDeps {
@@ -51,6 +53,12 @@ export interface ProviderDeps {
   federation?: FederatedClientAuth;
   /** mTLS (RFC 8705) and DPoP (RFC 9449); absent: both off. */
   senderConstraints?: SenderConstraintOptions;
+  /** RFC 8693 token exchange: links from exchanged tokens to their chain (src/store/token-exchanges.ts). */
+  exchangeLinks: ExchangeLinks;
+  /** Whether a user exists and is enabled (token exchange acts only for such a user). */
+  accountExists?: (accountId: string) => Promise<boolean>;
+  /** Reports tokens larger than 4 KB (log + admin API). */
+  tokenSize?: TokenSizeWatch;
 }
 
 type Part = Partial<Configuration>;
@@ -93,7 +101,7 @@ export function createProvider(deps: ProviderDeps): Provider {
     introspectionConfiguration(deps.clients),
     clientAssertionConfiguration(deps.now),
     refreshRotationConfiguration((ctx, resource, client) => resourceServerInfo(deps, ctx, resource, client)),
-    claimsConfiguration({ clients: deps.clients, ...(deps.userRoles ? { userRoles: deps.userRoles } : {}) }),
+    claimsConfiguration({ clients: deps.clients, roles: deps.roles, ...(deps.userRoles ? { userRoles: deps.userRoles } : {}) }),
     deps.allowPrivateNetworks ? privateNetworkFetch() : {},
     deps.senderConstraints ? senderConstraintConfiguration(deps.senderConstraints) : {},
     ...(deps.extra ?? []),
@@ -104,18 +112,25 @@ export function createProvider(deps: ProviderDeps): Provider {
   provider.proxy = (deps.proxyHops ?? 0) > 0;
   provider.maxIpsCount = deps.proxyHops ?? 0;
   answerStoreOutage(provider, deps.onStoreOutage);
+  const verifier = new AccessTokenVerifier(deps.issuer, deps.jwks.keys as JWK[], deps.now);
+  registerTokenExchange(provider, {
+    issuer: deps.issuer, verifier, revocations: deps.revocations, links: deps.exchangeLinks, clients: deps.clients,
+    roles: deps.roles, resources: deps.resources, userRoles: deps.userRoles, accountExists: deps.accountExists, now: deps.now, audit: deps.audit,
+  });
   installOverrides(provider, {
     issuer: deps.issuer,
     pageHeaders: deps.pageHeaders,
     clients: deps.clients,
     ...(deps.federation && federationKey ? { federation: { auth: deps.federation, key: federationKey, ...(deps.audit ? { audit: deps.audit } : {}) } } : {}),
     jwtTokens: {
-      verifier: new AccessTokenVerifier(deps.issuer, deps.jwks.keys as JWK[], deps.now),
+      verifier,
       revocations: deps.revocations,
       clients: deps.clients,
       ...(deps.audit ? { audit: deps.audit } : {}),
+      revokedThroughChain: (jti) => revokedThroughChain(deps.exchangeLinks, jti, deps.now()),
     },
   });
+  if (deps.tokenSize) installTokenSizeWatch(provider, deps.tokenSize);
   if (deps.audit) installTokenAudit(provider, deps.audit, deps.tokenFingerprint);
   return provider;
 }

@@ -53,7 +53,7 @@ export async function resourceServerInfo(deps: ResourceDeps, ctx: KoaContextWith
   if (!record || !mayObtain(record, server.identifier, adminAudience(deps.issuer))) {
     throw new errors.InvalidTarget(`this client may not obtain tokens for ${resourceIndicator}`);
   }
-  const allowed = await allowedScopes(deps, ctx, record, server.scopes);
+  const allowed = await allowedScopes(deps, ctx, record, server.scopes, server.identifier);
   if (isClientCredentials(ctx)) applyScopeRule(ctx, allowed);
   if (!record.firstParty && isUserAuthorization(ctx) && userOf(ctx)) thirdPartyNeedsApiScope(ctx, server.identifier, allowed);
   return {
@@ -121,10 +121,11 @@ function applyScopeRule(ctx: KoaContextWithOIDC, allowed: readonly string[]): vo
  * (the client's for client credentials, the user's in user flows) and, in user flows, that the
  * client may request (its `scope` metadata, all when unset). The consent prompt and the token
  * both read this, so a scope the user's roles do not permit is neither offered nor issued.
+ * Roles per API: only global roles and roles scoped to this API (`audience`) permit anything.
  */
-async function allowedScopes(deps: ResourceDeps, ctx: KoaContextWithOIDC, record: ClientRecord, accepted: string[]): Promise<string[]> {
+async function allowedScopes(deps: ResourceDeps, ctx: KoaContextWithOIDC, record: ClientRecord, accepted: string[], audience: string): Promise<string[]> {
   if (ctx.oidc.params?.grant_type === 'client_credentials') {
-    const permitted = await deps.roles.permissionsOf(record.roles);
+    const permitted = await deps.roles.permissionsOf(record.roles, audience);
     return accepted.filter((scope) => permitted.has(scope));
   }
   const clientScopes = record.metadata.scope?.split(' ');
@@ -133,7 +134,7 @@ async function allowedScopes(deps: ResourceDeps, ctx: KoaContextWithOIDC, record
   // No user yet (the authorization request before sign-in, a pushed request): nothing is issued
   // on this pass, and the request is resolved again for the signed-in user on resume.
   if (!accountId || !deps.userRoles) return [];
-  const permitted = await deps.roles.permissionsOf(await deps.userRoles(accountId));
+  const permitted = await deps.roles.permissionsOf(await deps.userRoles(accountId), audience);
   return forClient.filter((scope) => permitted.has(scope));
 }
 

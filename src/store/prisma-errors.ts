@@ -9,3 +9,8 @@ export function isUniqueViolation(error: unknown): boolean {
 export function isMissingRow(error: unknown): boolean {
   return (error as { code?: string }).code === 'P2025';
 }
+
+/** True when Prisma reports a foreign-key violation (a referenced row does not exist). */
+export function isForeignKeyViolation(error: unknown): boolean {
+  return (error as { code?: string }).code === 'P2003';
+}

@@ -5,6 +5,7 @@ const PURGEABLE = {
   audit_events: 'at',
   oidc_artifacts: 'expires_at',
   revoked_tokens: 'expires_at',
+  token_exchanges: 'expires_at',
 } as const;
 
 const BATCH = 5_000;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { decodeJwt } from 'jose';
-import { clientView } from '../../src/admin/schemas/clients.ts';
+import { clientRead } from '../../src/admin/schemas/clients.ts';
 import { createTestDatabase, startServer, type TestDatabase, type TestServer } from '../support/harness.ts';
 import { adminClient, assertNoLeaks, assertProblem, call, clientToken, failingFields, type AdminClient } from './support.ts';
 
@@ -36,7 +36,7 @@ test('POST /clients registers a confidential client and returns its secret once 
 
   const got = await call(server, admin.token, 'GET', `/clients/${res.body.client_id}`);
   assert.equal(got.status, 200);
-  clientView.strict().parse(got.body);
+  clientRead.strict().parse(got.body);
   assert.equal(got.body.client_secret, undefined);
   assert.ok(!got.text.includes(res.body.client_secret));
 });

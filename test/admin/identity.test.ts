@@ -35,7 +35,7 @@ async function walk(path: string, limit: number): Promise<unknown[]> {
 test('roles: create (201), read, list, patch permissions, duplicate 409, unknown 404', async () => {
   const created = await call(server, admin.token, 'POST', '/roles', { name: 'orders-reader', description: 'Reads orders', permissions: ['orders:read'] });
   assert.equal(created.status, 201, created.text);
-  assert.deepEqual({ ...created.body, created_at: 0, updated_at: 0 }, { name: 'orders-reader', description: 'Reads orders', permissions: ['orders:read'], created_at: 0, updated_at: 0 });
+  assert.deepEqual({ ...created.body, created_at: 0, updated_at: 0 }, { name: 'orders-reader', description: 'Reads orders', permissions: ['orders:read'], resource: null, created_at: 0, updated_at: 0 });
   assertProblem(await call(server, admin.token, 'POST', '/roles', { name: 'orders-reader' }), 409, 'already exists');
   assert.equal((await call(server, admin.token, 'GET', '/roles/orders-reader')).body.description, 'Reads orders');
   const patched = await call(server, admin.token, 'PATCH', '/roles/orders-reader', { permissions: ['orders:read', 'orders:list'] });

@@ -3,13 +3,14 @@ import { clientCreate, clientId, clientPatch, secretRotation } from '../../ident
 import { pageQuery, roleAssignment } from '../../identity/input.ts';
 import { decodeCursor, pageBody } from '../pagination.ts';
 import { defineRoute, type AdminRoute } from '../route.ts';
-import { clientCreated, clientView, secretRotated } from '../schemas/clients.ts';
+import type { TokenSizeWatch } from '../../oidc/token-size.ts';
+import { clientCreated, clientRead, clientView, secretRotated } from '../schemas/clients.ts';
 import { pageOf } from '../schemas/common.ts';
 import { z } from 'zod';
 
 const byId = z.strictObject({ client_id: clientId });
 
-export function clientRoutes(clients: ClientService): AdminRoute[] {
+export function clientRoutes(clients: ClientService, tokenSize?: Pick<TokenSizeWatch, 'forClient'>): AdminRoute[] {
   return [
     defineRoute({
       method: 'post', path: '/clients', operationId: 'createClient', tag: 'clients',
@@ -31,8 +32,11 @@ export function clientRoutes(clients: ClientService): AdminRoute[] {
     defineRoute({
       method: 'get', path: '/clients/{client_id}', operationId: 'getClient', tag: 'clients', summary: 'Read a client',
       params: byId,
-      response: { status: 200, description: 'The client', schema: clientView },
-      handler: ({ params }) => clients.get(params.client_id),
+      response: { status: 200, description: 'The client', schema: clientRead },
+      handler: async ({ params }) => ({
+        ...(await clients.get(params.client_id)),
+        token_size_warning: tokenSize?.forClient(params.client_id) ?? null,
+      }),
     }),
     defineRoute({
       method: 'patch', path: '/clients/{client_id}', operationId: 'updateClient', tag: 'clients',

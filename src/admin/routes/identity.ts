@@ -60,7 +60,7 @@ export function userRoutes(users: UserService): AdminRoute[] {
 export function roleRoutes(roles: RoleService): AdminRoute[] {
   return [
     defineRoute({
-      method: 'post', path: '/roles', operationId: 'createRole', tag: 'roles', summary: 'Create a role with its permissions (scopes)',
+      method: 'post', path: '/roles', operationId: 'createRole', tag: 'roles', summary: 'Create a role with its permissions (scopes), global or scoped to one API (`resource`)',
       body: roleCreate, conflicts: true,
       response: { status: 201, description: 'The role', schema: roleView },
       handler: ({ body }) => roles.create(body),

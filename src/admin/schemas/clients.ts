@@ -14,6 +14,13 @@ export const clientView = z.object({
   updated_at: z.string(),
 });
 
+/** GET /clients/{id}: the client plus what this instance saw of its token sizes. */
+export const clientRead = clientView.extend({
+  token_size_warning: z.object({
+    token: z.string(), audience: z.string().optional(), size: z.number().int(), threshold: z.number().int(), at: z.string(),
+  }).nullable().describe('The latest token larger than 4 KB issued to this client, as seen by the instance answering (null: none). Roles per API keep tokens small.'),
+});
+
 export const clientCreated = clientView.extend({
   client_secret: z.string().optional().describe('Only in this response, only for confidential clients; store it now.'),
 });

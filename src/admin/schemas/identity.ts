@@ -21,6 +21,7 @@ export const roleView = z.object({
   name: z.string(),
   description: z.string(),
   permissions: z.array(z.string()),
+  resource: z.string().nullable().describe('The API this role is scoped to, or null for a global role.'),
   created_at: z.string(),
   updated_at: z.string(),
 });

@@ -17,7 +17,7 @@ export const jwks = z.strictObject({ keys: z.array(jwk).min(1).max(10) });
 
 const clientFields = {
   client_name: displayName,
-  grant_types: z.array(z.enum(GRANT_TYPES)).min(1).max(3).refine(unique, 'must not repeat a grant type'),
+  grant_types: z.array(z.enum(GRANT_TYPES)).min(1).max(GRANT_TYPES.length).refine(unique, 'must not repeat a grant type'),
   redirect_uris: z.array(safeUrl).max(LIMITS.uris).refine(unique, 'must not repeat a URI'),
   post_logout_redirect_uris: z.array(safeUrl).max(LIMITS.uris).refine(unique, 'must not repeat a URI'),
   token_endpoint_auth_method: z.enum(AUTH_METHODS),
@@ -27,6 +27,7 @@ const clientFields = {
   default_resource: resourceIdentifier,
   allowed_resources: z.array(resourceIdentifier).max(LIMITS.uris).refine(unique, 'must not repeat a resource'),
   admin_console: z.boolean(),
+  token_exchange_audiences: z.array(resourceIdentifier).max(LIMITS.uris).refine(unique, 'must not repeat a resource'),
   roles: roleList.refine(unique, 'must not repeat a role'),
   first_party: z.boolean(),
   resource_server: resourceIdentifier,
@@ -53,6 +54,7 @@ export const clientCreate = z.strictObject({
   default_resource: clientFields.default_resource.optional(),
   allowed_resources: clientFields.allowed_resources.optional(),
   admin_console: clientFields.admin_console.optional(),
+  token_exchange_audiences: clientFields.token_exchange_audiences.optional(),
   roles: clientFields.roles.optional(),
   first_party: clientFields.first_party.optional(),
   resource_server: clientFields.resource_server.optional(),
@@ -75,6 +77,7 @@ export const clientPatch = z.strictObject({
   default_resource: clientFields.default_resource.nullable().optional(),
   allowed_resources: clientFields.allowed_resources.nullable().optional(),
   admin_console: clientFields.admin_console.optional(),
+  token_exchange_audiences: clientFields.token_exchange_audiences.nullable().optional(),
   roles: clientFields.roles.optional(),
   first_party: clientFields.first_party.optional(),
   resource_server: clientFields.resource_server.nullable().optional(),

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { boundMetadataOf, boundShapeIssues, storedBoundMetadata, type BoundClientMetadata, type BoundMetadataInput } from './binding.ts';
 
 /** The grant types a client may be registered for (RFC 7591 §2). */
-export const GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials'] as const;
+export const GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials', 'urn:ietf:params:oauth:grant-type:token-exchange'] as const;
 export type GrantType = (typeof GRANT_TYPES)[number];
 
 /**
@@ -11,6 +11,9 @@ export type GrantType = (typeof GRANT_TYPES)[number];
  * credentials (identity/federation/, oidc/overrides/federated-jwt.ts).
  */
 export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'tls_client_auth', 'self_signed_tls_client_auth', 'none', 'federated_jwt'] as const;
+
+/** RFC 8693 token exchange (src/oidc/grants/token-exchange.ts). */
+export const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange' as const;
 export type AuthMethod = (typeof AUTH_METHODS)[number];
 
 /** RFC 7591 client metadata as stored (never includes a secret). */
@@ -32,6 +35,8 @@ export interface ClientMetadata extends BoundClientMetadata {
   allowed_resources?: string[];
   /** An admin designated this first-party client to obtain tokens for the admin API. */
   admin_console?: boolean;
+  /** RFC 8693: the resource identifiers this client may exchange a subject token for. */
+  token_exchange_audiences?: string[];
 }
 
 /** The `metadata` JSON column read back; a row that does not match is a bug, not input. */
@@ -48,6 +53,8 @@ export const storedMetadata = z.object({
     .describe('Resources this client may obtain tokens for (RFC 8707); unset: every registered resource except the admin API.'),
   admin_console: z.boolean().optional().describe('First-party client designated to obtain tokens for the admin API.'),
   ...storedBoundMetadata,
+  token_exchange_audiences: z.array(z.string()).optional()
+    .describe('RFC 8693 token exchange: the resource identifiers this client may exchange a subject token for; unset: none.'),
 });
 
 export function parseStoredMetadata(json: unknown): ClientMetadata {
@@ -82,13 +89,14 @@ export interface MetadataInput extends BoundMetadataInput {
   default_resource?: string | null | undefined;
   allowed_resources?: string[] | null | undefined;
   admin_console?: boolean | undefined;
+  token_exchange_audiences?: string[] | null | undefined;
   /** Not metadata (a column of its own), but `admin_console` depends on it. */
   first_party?: boolean | undefined;
 }
 
-/** A client_credentials client authenticates with a secret unless told otherwise; any other is public. */
+/** A client_credentials or token-exchange client authenticates with a secret unless told otherwise; any other is public. */
 function defaultAuthMethod(grants: readonly GrantType[]): AuthMethod {
-  return grants.includes('client_credentials') ? 'client_secret_basic' : 'none';
+  return grants.includes('client_credentials') || grants.includes(TOKEN_EXCHANGE) ? 'client_secret_basic' : 'none';
 }
 
 /** The metadata to store: defaults filled in, cleared (null or empty) optional fields left out. */
@@ -105,6 +113,7 @@ export function metadataOf(input: MetadataInput): ClientMetadata {
     ...(input.allowed_resources ? { allowed_resources: input.allowed_resources } : {}),
     ...(input.admin_console ? { admin_console: true } : {}),
     ...boundMetadataOf(input),
+    ...(input.token_exchange_audiences?.length ? { token_exchange_audiences: input.token_exchange_audiences } : {}),
   };
 }
 
@@ -129,6 +138,9 @@ export function clientShapeIssues(client: MetadataInput): ClientIssue[] {
   }
   if (method === 'none' && grants.includes('client_credentials')) {
     issues.push({ field: 'token_endpoint_auth_method', message: 'client_credentials requires an authenticating client (not none)' });
+  }
+  if (method === 'none' && grants.includes(TOKEN_EXCHANGE)) {
+    issues.push({ field: 'token_endpoint_auth_method', message: 'token exchange requires an authenticating client (not none)' });
   }
   if (method === 'private_key_jwt' && !client.jwks && !client.jwks_uri) {
     issues.push({ field: 'jwks', message: 'private_key_jwt requires jwks or jwks_uri' });

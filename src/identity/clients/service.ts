@@ -30,6 +30,7 @@ export interface ClientInput extends BoundClientMetadata {
   default_resource?: string;
   allowed_resources?: string[];
   admin_console?: boolean;
+  token_exchange_audiences?: string[];
   roles?: string[];
   first_party?: boolean;
   resource_server?: string;
@@ -113,6 +114,7 @@ export class ClientService {
     const secret = this.#secrets.initial(metadata.token_endpoint_auth_method, input.client_secret);
     await checkRoles(this.prisma, input.roles ?? []);
     await this.#checkResourceServer(input.resource_server);
+    await this.#checkExchangeAudiences(metadata.token_exchange_audiences);
     try {
       const row = await this.prisma.client.create({
         data: {
@@ -172,6 +174,7 @@ export class ClientService {
     checkShape(metadata, merged.first_party, this.options);
     if (patch.roles) await checkRoles(this.prisma, patch.roles);
     if (patch.resource_server) await this.#checkResourceServer(patch.resource_server);
+    if (patch.token_exchange_audiences) await this.#checkExchangeAudiences(patch.token_exchange_audiences);
     const dropSecrets = !isConfidential(metadata.token_endpoint_auth_method);
     try {
       await this.prisma.$transaction([
@@ -212,6 +215,16 @@ export class ClientService {
       throw error;
     }
     await this.changes.publish({ kind: 'client', id: clientId });
+  }
+
+  /** RFC 8693 targets must be registered APIs (validated to exist, like resource_server). */
+  async #checkExchangeAudiences(identifiers: readonly string[] | undefined): Promise<void> {
+    if (!identifiers?.length) return;
+    const found = await this.prisma.resourceServer.findMany({ where: { identifier: { in: [...identifiers] } }, select: { identifier: true } });
+    const missing = identifiers.filter((id) => !found.some((f) => f.identifier === id));
+    if (missing.length) {
+      throw new Invalid(`unknown resource server(s): ${missing.join(', ')}`, { token_exchange_audiences: `unknown: ${missing.join(', ')}` });
+    }
   }
 
   async #checkResourceServer(identifier: string | undefined | null): Promise<void> {

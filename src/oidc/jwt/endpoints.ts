@@ -9,6 +9,8 @@ export interface JwtEndpointDeps {
   revocations: RevocationList;
   clients: ClientService;
   audit?: { record(event: AuditEvent): void };
+  /** RFC 8693: whether an exchanged token died with a token of its chain or its user's grant. */
+  revokedThroughChain?: (jti: string) => Promise<boolean>;
 }
 
 /** An introspection or revocation request for a JWT, from a client oidc-provider authenticated. */
@@ -29,7 +31,9 @@ export class JwtTokenEndpoints {
   /** The RFC 7662 response body. */
   async introspect(request: JwtTokenRequest): Promise<Record<string, unknown>> {
     const claims = await this.#visible(request);
-    return claims && !(await this.deps.revocations.isRevoked(claims.jti)) ? introspectionOf(claims) : { active: false };
+    if (!claims || await this.deps.revocations.isRevoked(claims.jti)) return { active: false };
+    if (await this.deps.revokedThroughChain?.(claims.jti)) return { active: false };
+    return introspectionOf(claims);
   }
 
   /**
@@ -59,7 +63,7 @@ export class JwtTokenEndpoints {
 
 /** RFC 7662 §2.2 response members for an active token, plus Keyward's `roles`. */
 function introspectionOf(claims: AccessTokenClaims): Record<string, unknown> {
-  const { iss, sub, aud, exp, iat, nbf, jti, client_id: clientId, scope, roles, cnf } = claims;
+  const { iss, sub, aud, exp, iat, nbf, jti, client_id: clientId, scope, roles, cnf, act } = claims;
   const dpopBound = typeof cnf === 'object' && cnf !== null && 'jkt' in cnf;
   return {
     active: true,
@@ -70,5 +74,7 @@ function introspectionOf(claims: AccessTokenClaims): Record<string, unknown> {
     client_id: clientId,
     scope,
     roles,
+    // RFC 8693 §4.1: the actor chain of an exchanged token.
+    act,
   };
 }
