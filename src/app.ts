@@ -35,8 +35,12 @@ import { interactionConfiguration, providerPageHeaders, refusalPage } from './in
 import { CsrfTokens } from './interaction/csrf.ts';
 import { interactionRoutes } from './interaction/routes.ts';
 import { LoginThrottle } from './interaction/throttle.ts';
+import { deviceFlowConfiguration } from './interaction/device-pages.ts';
+import { DEVICE_CODE_ATTEMPTS, deviceCodeThrottle } from './interaction/device-throttle.ts';
+import { purgeRateLimits, SharedRateLimit } from './store/rate-limits.ts';
 import { ProviderHolder } from './oidc/holder.ts';
 import { createProvider } from './oidc/provider.ts';
+import { devicePolling } from './oidc/overrides/index.ts';
 import type { ChangeFeed } from './store/changes.ts';
 import { LoginThrottleCounters } from './store/login-throttles.ts';
 import { migrate } from './store/migrate.ts';
@@ -133,6 +137,11 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
     const revocations = new RevokedTokens(store.prisma);
     const auditTrail = new AuditQuery(store.prisma);
     const adapter = oidcArtifactAdapters(store.prisma, now);
+    // RFC 8628 §5.1: user-code entry counted per source in the store, shared by every instance.
+    const deviceThrottle = deviceCodeThrottle(new SharedRateLimit(store.prisma, { prefix: 'device-code', ...DEVICE_CODE_ATTEMPTS }), audit);
+    // RFC 8628 §3.5: one token request per interval and device code, across instances.
+    const devicePoll = devicePolling(new SharedRateLimit(store.prisma, { prefix: 'device-poll', points: 1, durationMs: config.devicePollIntervalMs }),
+      config.devicePollIntervalMs / 1000);
     const build = async () => {
       const jwks = providerJwks(await keys.loadUsable());
       const built = createProvider({
@@ -140,7 +149,9 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
         userRoles: (userId) => users.rolesOf(userId),
         allowPrivateNetworks: config.allowPrivateJwksUri,
         pageHeaders: providerPageHeaders,
-        extra: [accountConfiguration(users), interactionConfiguration()] as Partial<Configuration>[],
+        extra: [accountConfiguration(users), interactionConfiguration(),
+          deviceFlowConfiguration({ audit, codeTtlSeconds: Math.round(config.deviceCodeTtlMs / 1000) })] as Partial<Configuration>[],
+        use: [deviceThrottle, devicePoll],
         audit, onStoreOutage,
         tokenFingerprint: (value) => hmacSha256(tokenAuditKey, value).toString('base64url'),
       });
@@ -215,6 +226,7 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
         purgeExpiredArtifacts(store.prisma, now()).catch((error: unknown) => logger.warn({ err: errorFields(error) }, 'purge failed')),
         purgeRevokedTokens(store.prisma, now()).catch((error: unknown) => logger.warn({ err: errorFields(error) }, 'revoked-token purge failed')),
         throttle.purge().catch((error: unknown) => logger.warn({ err: errorFields(error) }, 'login-throttle purge failed')),
+        purgeRateLimits(store.prisma, now()).catch((error: unknown) => logger.warn({ err: errorFields(error) }, 'rate-limit purge failed')),
       ]);
     };
     const purge = setInterval(runPurge, PURGE_INTERVAL_MS);

@@ -17,4 +17,8 @@ export type AuditEventType =
   | 'login.locked'
   | 'token.issued'
   | 'token.revoked'
-  | 'key.transition';
+  | 'key.transition'
+  | 'device.requested'
+  | 'device.code_entered'
+  | 'device.approved'
+  | 'device.denied';

@@ -16,6 +16,8 @@ import { singleUse, type ArtifactAdapter } from './single-use.ts';
 import { answerStoreOutage } from './store-outage.ts';
 import { introspectionConfiguration } from './token-visibility.ts';
 import { installTokenAudit, type AuditSink, type TokenFingerprint } from './token-audit.ts';
+import { installDeviceAudit } from './device-audit.ts';
+import type { Middleware } from 'koa';
 
 export interface ProviderDeps {
   issuer: string;
@@ -46,6 +48,8 @@ export interface ProviderDeps {
   audit?: AuditSink;
   /** Names opaque tokens in the audit trail without their value (see token-audit.ts). */
   tokenFingerprint?: TokenFingerprint;
+  /** Middleware installed with `provider.use` (e.g. the device user-code throttle), in order. */
+  use?: Middleware[];
 }
 
 type Part = Partial<Configuration>;
@@ -108,5 +112,7 @@ export function createProvider(deps: ProviderDeps): Provider {
     },
   });
   if (deps.audit) installTokenAudit(provider, deps.audit, deps.tokenFingerprint);
+  if (deps.audit) installDeviceAudit(provider, deps.audit);
+  for (const middleware of deps.use ?? []) provider.use(middleware);
   return provider;
 }

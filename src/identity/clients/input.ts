@@ -16,7 +16,7 @@ export const jwks = z.strictObject({ keys: z.array(jwk).min(1).max(10) });
 
 const clientFields = {
   client_name: displayName,
-  grant_types: z.array(z.enum(GRANT_TYPES)).min(1).max(3).refine(unique, 'must not repeat a grant type'),
+  grant_types: z.array(z.enum(GRANT_TYPES)).min(1).max(GRANT_TYPES.length).refine(unique, 'must not repeat a grant type'),
   redirect_uris: z.array(safeUrl).max(LIMITS.uris).refine(unique, 'must not repeat a URI'),
   post_logout_redirect_uris: z.array(safeUrl).max(LIMITS.uris).refine(unique, 'must not repeat a URI'),
   token_endpoint_auth_method: z.enum(AUTH_METHODS),

@@ -1,7 +1,10 @@
 import { z } from 'zod';
 
-/** The grant types a client may be registered for (RFC 7591 §2). */
-export const GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials'] as const;
+/** RFC 8628 §3.4: the device authorization grant's grant_type. */
+export const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
+
+/** The grant types a client may be registered for (RFC 7591 §2, RFC 8628 §7.2). */
+export const GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials', DEVICE_CODE_GRANT] as const;
 export type GrantType = (typeof GRANT_TYPES)[number];
 
 /** Token endpoint authentication methods (RFC 7591 §2); client_secret_jwt is off (see oidc/policy.ts). */
@@ -117,8 +120,8 @@ export function clientShapeIssues(client: MetadataInput): ClientIssue[] {
   if (grants.includes('authorization_code') && !client.redirect_uris?.length) {
     issues.push({ field: 'redirect_uris', message: 'authorization_code requires at least one redirect URI' });
   }
-  if (grants.includes('refresh_token') && !grants.includes('authorization_code')) {
-    issues.push({ field: 'grant_types', message: 'refresh_token requires authorization_code' });
+  if (grants.includes('refresh_token') && !grants.includes('authorization_code') && !grants.includes(DEVICE_CODE_GRANT)) {
+    issues.push({ field: 'grant_types', message: `refresh_token requires authorization_code or ${DEVICE_CODE_GRANT}` });
   }
   if (method === 'none' && grants.includes('client_credentials')) {
     issues.push({ field: 'token_endpoint_auth_method', message: 'client_credentials requires an authenticating client (not none)' });

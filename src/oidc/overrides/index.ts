@@ -39,6 +39,12 @@
  *   end the previous session on an account switch, renders HTML with no hook of ours: one
  *   inline `<script>` and one `<form action="…">`; on resume the interaction is
  *   `ctx.oidc.entities.Interaction` before that page renders. → html-pages.ts
+ * - The user-code form given to `features.deviceFlow.userCodeInputSource`
+ *   (lib/helpers/user_code_form.js) carries its action and the `xsrf` value as attributes
+ *   Keyward's own form re-posts. → device-forms.ts
+ * - The device flow never answers `slow_down` nor sends `interval`: the device authorization
+ *   response is a JSON object on route `device_authorization`, and a pending device code is
+ *   answered 400 `{ error: 'authorization_pending' }` on route `token`. → device-polling.ts
  * - `fetchRequest` (lib/helpers/fetch_request.js) sets `options.dispatcher` to its SSRF-guarded
  *   undici Agent, then calls the `fetch` configuration with those options. → private-fetch.ts
  *
@@ -58,6 +64,8 @@ import { answerUnauthorizedClient } from './unauthorized-client.ts';
 export { SECRET_PLACEHOLDER } from './client-secret.ts';
 export { oneTimeRequestUri } from './one-time-request-uri.ts';
 export { privateNetworkFetch } from './private-fetch.ts';
+export { deviceFormFields, type DeviceFormFields } from './device-forms.ts';
+export { devicePolling, type PollGate } from './device-polling.ts';
 export { narrowRequestedScope, requestedScopes } from './requested-scope.ts';
 export { tokenErrorAnswered } from './unauthorized-client.ts';
 

@@ -1,0 +1,105 @@
+import type { Configuration, KoaContextWithOIDC } from 'oidc-provider';
+import type { AuditEvent } from '../audit/events.ts';
+import { deviceFormFields } from '../oidc/overrides/index.ts';
+import { setPageHeaders } from './headers.ts';
+import { confirmDevicePage, deviceConnectedPage, deviceDeniedPage, userCodePage } from './device-views.ts';
+import { errorPage } from './views.ts';
+
+/** Where audit events go (buffered; never awaited on the request path). */
+export interface DeviceAudit {
+  record(event: AuditEvent): void;
+}
+
+export interface DevicePagesOptions {
+  audit: DeviceAudit;
+  /** KEYWARD_DEVICE_CODE_TTL: how long a device code and its user code live. */
+  codeTtlSeconds: number;
+}
+
+/**
+ * User codes: 8 characters of the 20 consonants BCDFGHJKLMNPQRSTVWXZ (no vowels, so no words;
+ * no look-alikes), shown as XXXX-XXXX: 20^8 ≈ 2.56 × 10^10 codes (RFC 8628 §6.1). With the
+ * entry throttle (device-throttle.ts) guessing is impractical; README "Devices" has the numbers.
+ */
+export const USER_CODE = { charset: 'base-20', mask: '****-****' } as const;
+
+/** What each way a typed code can fail is called in the audit trail and told to the person. */
+const CODE_FAILURES: Record<string, { reason: string; message: string }> = {
+  NoCodeError: { reason: 'missing', message: 'Enter the code shown on your device.' },
+  NotFoundError: { reason: 'not_found', message: 'That code is not valid. Check the code on your device and try again.' },
+  ExpiredError: { reason: 'expired', message: 'That code has expired. Start again on your device to get a new code.' },
+  AlreadyUsedError: { reason: 'already_used', message: 'That code was already used. Start again on your device to get a new code.' },
+};
+
+function render(ctx: KoaContextWithOIDC, status: number, html: string): void {
+  setPageHeaders(ctx);
+  ctx.status = status;
+  ctx.type = 'html';
+  ctx.body = html;
+}
+
+function clientNameOf(client: { clientName?: string | undefined; clientId: string } | undefined): string {
+  return client?.clientName ?? client?.clientId ?? 'An application';
+}
+
+/** The device code a page is about (loaded by oidc-provider before it renders), for the audit trail. */
+function deviceCodeOf(ctx: KoaContextWithOIDC): { clientId?: string; accountId?: string } | undefined {
+  return ctx.oidc?.entities?.DeviceCode as { clientId?: string; accountId?: string } | undefined;
+}
+
+/**
+ * RFC 8628 on oidc-provider's deviceFlow: Keyward-styled verification_uri, confirmation, success
+ * and error pages with the login page's headers, user-code shape and lifetime, and the audit
+ * events of the person's side of the flow (code entered, denied). After confirmation the
+ * person goes through the ordinary interaction (login, consent for third-party clients).
+ */
+export function deviceFlowConfiguration(options: DevicePagesOptions): Partial<Configuration> {
+  const { audit } = options;
+  return {
+    ttl: { DeviceCode: options.codeTtlSeconds },
+    features: {
+      deviceFlow: {
+        enabled: true,
+        ...USER_CODE,
+        async userCodeInputSource(ctx, form, out, err) {
+          const fields = deviceFormFields(form);
+          if (!fields) throw new Error('oidc-provider user-code form changed shape (see src/oidc/overrides/device-forms.ts)');
+          const name = err?.name;
+          if (name === 'AbortedError') {
+            const code = deviceCodeOf(ctx);
+            audit.record({
+              type: 'device.denied', outcome: 'failure', ip: ctx.ip,
+              actor: code?.accountId ?? ctx.oidc?.session?.accountId, subject: code?.clientId ?? ctx.oidc?.client?.clientId,
+            });
+            return render(ctx, 403, deviceDeniedPage({ action: fields.action }));
+          }
+          const failure = name ? CODE_FAILURES[name] : undefined;
+          if (failure) {
+            audit.record({ type: 'device.code_entered', outcome: 'failure', ip: ctx.ip, details: { reason: failure.reason } });
+            const typed = (err as { userCode?: unknown } | undefined)?.userCode;
+            return render(ctx, 400, userCodePage({ ...fields, userCode: typeof typed === 'string' ? typed.slice(0, 64) : undefined, error: failure.message }));
+          }
+          if (out) {
+            // Anything else (e.g. a disabled client, a store error): a plain error page.
+            return render(ctx, ctx.status >= 400 ? ctx.status : 400, errorPage({
+              title: 'Cannot connect the device', message: 'Keyward could not complete this request. Start again on your device.',
+              code: out.error, description: out.error_description,
+            }));
+          }
+          return render(ctx, 200, userCodePage(fields));
+        },
+        async userCodeConfirmSource(ctx, form, client, deviceInfo, userCode) {
+          audit.record({ type: 'device.code_entered', outcome: 'success', ip: ctx.ip, subject: client.clientId });
+          const device = deviceInfo as { ip?: unknown; ua?: unknown };
+          render(ctx, 200, confirmDevicePage({
+            form, clientName: clientNameOf(client), userCode,
+            device: { ip: typeof device.ip === 'string' ? device.ip : undefined, ua: typeof device.ua === 'string' ? device.ua : undefined },
+          }));
+        },
+        async successSource(ctx) {
+          render(ctx, 200, deviceConnectedPage({ clientName: clientNameOf(ctx.oidc.client) }));
+        },
+      },
+    },
+  };
+}
