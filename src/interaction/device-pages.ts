@@ -42,9 +42,20 @@ function clientNameOf(client: { clientName?: string | undefined; clientId: strin
   return client?.clientName ?? client?.clientId ?? 'An application';
 }
 
-/** The device code a page is about (loaded by oidc-provider before it renders), for the audit trail. */
-function deviceCodeOf(ctx: KoaContextWithOIDC): { clientId?: string; accountId?: string } | undefined {
-  return ctx.oidc?.entities?.DeviceCode as { clientId?: string; accountId?: string } | undefined;
+/**
+ * Who denied which client, for the audit trail: on the confirmation page oidc-provider has
+ * loaded the DeviceCode; after a denied consent (route device_resume) only the interaction
+ * and the session are known.
+ */
+function deniedBy(ctx: KoaContextWithOIDC): { actor?: string | undefined; subject?: string | undefined } {
+  const entities = ctx.oidc?.entities;
+  const code = entities?.DeviceCode as { clientId?: string } | undefined;
+  const interaction = entities?.Interaction as { params?: { client_id?: unknown }; session?: { accountId?: string } } | undefined;
+  const clientId = interaction?.params?.client_id;
+  return {
+    actor: ctx.oidc?.session?.accountId ?? interaction?.session?.accountId,
+    subject: code?.clientId ?? ctx.oidc?.client?.clientId ?? (typeof clientId === 'string' ? clientId : undefined),
+  };
 }
 
 /**
@@ -66,11 +77,7 @@ export function deviceFlowConfiguration(options: DevicePagesOptions): Partial<Co
           if (!fields) throw new Error('oidc-provider user-code form changed shape (see src/oidc/overrides/device-forms.ts)');
           const name = err?.name;
           if (name === 'AbortedError') {
-            const code = deviceCodeOf(ctx);
-            audit.record({
-              type: 'device.denied', outcome: 'failure', ip: ctx.ip,
-              actor: code?.accountId ?? ctx.oidc?.session?.accountId, subject: code?.clientId ?? ctx.oidc?.client?.clientId,
-            });
+            audit.record({ type: 'device.denied', outcome: 'failure', ip: ctx.ip, ...deniedBy(ctx) });
             return render(ctx, 403, deviceDeniedPage({ action: fields.action }));
           }
           const failure = name ? CODE_FAILURES[name] : undefined;
