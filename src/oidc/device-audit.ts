@@ -1,4 +1,5 @@
 import type { KoaContextWithOIDC, Provider } from 'oidc-provider';
+import { tokenErrorAnswered } from './overrides/index.ts';
 import type { AuditSink } from './token-audit.ts';
 
 /** The routes on which oidc-provider completes a device authorization (RFC 8628 §3.3). */
@@ -23,7 +24,7 @@ export function installDeviceAudit(provider: Provider, audit: AuditSink): void {
   provider.on('device_authorization.error', (ctx: KoaContextWithOIDC, error: Error & { error?: string }) => {
     audit.recordRepeatable({
       type: 'device.requested', actor: ctx.oidc?.client?.clientId, outcome: 'failure', ip: ctx.ip,
-      details: { error: error.error ?? error.name },
+      details: { error: tokenErrorAnswered(ctx, error.error) ?? error.name },
     }, `device|${ctx.oidc?.client?.clientId ?? '?'}|${ctx.ip}`);
   });
   provider.on('authorization.success', (ctx: KoaContextWithOIDC) => {

@@ -398,7 +398,10 @@ async function bareDeviceProvider(seen: { form: string; error: string | undefine
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const provider = new Provider(url, {
-    clients: [{ client_id: 'tv', grant_types: [DEVICE_GRANT], response_types: [], redirect_uris: [], token_endpoint_auth_method: 'none' }],
+    clients: [
+      { client_id: 'tv', grant_types: [DEVICE_GRANT], response_types: [], redirect_uris: [], token_endpoint_auth_method: 'none' },
+      { client_id: 'web', grant_types: ['authorization_code'], response_types: ['code'], redirect_uris: ['https://web.example/cb'], token_endpoint_auth_method: 'none' },
+    ],
     jwks,
     features: {
       devInteractions: { enabled: false },
@@ -441,6 +444,19 @@ test('oidc-provider 9.x: the user-code form carries its action and xsrf as attri
     });
     assert.equal(noCode.status, 200);
     assert.equal(seen.at(-1)?.error, 'NoCodeError');
+  } finally {
+    await device.close();
+  }
+});
+
+test('oidc-provider 9.x: device authorization by a client without the device grant is refused with 400 invalid_request after client authentication (unauthorized-client.ts)', async () => {
+  const device = await bareDeviceProvider([]);
+  try {
+    const res = await postForm(device.url, '/device/auth', { client_id: 'web', scope: 'openid' });
+    assert.equal(res.status, 400, res.text);
+    assert.equal(res.json!.error, 'invalid_request');
+    assert.match(String(res.json!.error_description), /device_code is not allowed for this client/);
+    assert.equal((await postForm(device.url, '/device/auth', { client_id: 'nobody', scope: 'openid' })).json!.error, 'invalid_client');
   } finally {
     await device.close();
   }

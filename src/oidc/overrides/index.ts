@@ -14,7 +14,8 @@
  *   only for HS*, A*KW and `dir` algorithms and client_secret_jwt, none of which discovery
  *   offers. → SECRET_PLACEHOLDER
  * - `allowedGrantTypeCheck` (lib/actions/token.js) throws `invalid_request` when
- *   `client.grantTypeAllowed(grant_type)` is false, after client authentication.
+ *   `client.grantTypeAllowed(grant_type)` is false, after client authentication; so does
+ *   `checkClientGrantType` (lib/actions/authorization/client.js) on device_authorization.
  *   → unauthorized-client.ts
  * - `setWWWAuthenticateHeader` (lib/shared/client_auth.js) adds a challenge to a 401 only
  *   when the Authorization header was used. → client-challenge.ts
