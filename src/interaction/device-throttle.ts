@@ -30,7 +30,10 @@ export const VERIFICATION_PATH = '/device';
  */
 export function deviceCodeThrottle(counter: AttemptCounter, audit: DeviceAudit): Middleware {
   return async (ctx, next) => {
-    if (ctx.method !== 'POST' || ctx.path !== VERIFICATION_PATH) return next();
+    if (ctx.method !== 'POST' || ctx.path !== VERIFICATION_PATH) {
+      await next();
+      return;
+    }
     const key = throttleSource(ctx.ip || 'unknown');
     const verdict = await counter.consume(key);
     if (!verdict.allowed) {
