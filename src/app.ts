@@ -40,7 +40,7 @@ import { DEVICE_CODE_ATTEMPTS, deviceCodeThrottle } from './interaction/device-t
 import { purgeRateLimits, SharedRateLimit } from './store/rate-limits.ts';
 import { ProviderHolder } from './oidc/holder.ts';
 import { createProvider } from './oidc/provider.ts';
-import { devicePolling } from './oidc/overrides/index.ts';
+import { devicePolling, deviceSessionRecovery } from './oidc/overrides/index.ts';
 import type { ChangeFeed } from './store/changes.ts';
 import { LoginThrottleCounters } from './store/login-throttles.ts';
 import { migrate } from './store/migrate.ts';
@@ -151,7 +151,7 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
         pageHeaders: providerPageHeaders,
         extra: [accountConfiguration(users), interactionConfiguration(),
           deviceFlowConfiguration({ audit, codeTtlSeconds: Math.round(config.deviceCodeTtlMs / 1000) })] as Partial<Configuration>[],
-        use: [deviceThrottle, devicePoll],
+        use: [deviceSessionRecovery(), deviceThrottle, devicePoll],
         audit, onStoreOutage,
         tokenFingerprint: (value) => hmacSha256(tokenAuditKey, value).toString('base64url'),
       });

@@ -3,7 +3,6 @@ import type { AuditEvent } from '../audit/events.ts';
 import { deviceFormFields } from '../oidc/overrides/index.ts';
 import { setPageHeaders } from './headers.ts';
 import { confirmDevicePage, deviceConnectedPage, deviceDeniedPage, userCodePage } from './device-views.ts';
-import { errorPage } from './views.ts';
 
 /** Where audit events go (buffered; never awaited on the request path). */
 export interface DeviceAudit {
@@ -87,10 +86,10 @@ export function deviceFlowConfiguration(options: DevicePagesOptions): Partial<Co
             return render(ctx, 400, userCodePage({ ...fields, userCode: typeof typed === 'string' ? typed.slice(0, 64) : undefined, error: failure.message }));
           }
           if (out) {
-            // Anything else (e.g. a disabled client, a store error): a plain error page.
-            return render(ctx, ctx.status >= 400 ? ctx.status : 400, errorPage({
-              title: 'Cannot connect the device', message: 'Keyward could not complete this request. Start again on your device.',
-              code: out.error, description: out.error_description,
+            // Anything else (an out-of-date form, a disabled client, a sign-in that failed):
+            // the code page again, with a fresh xsrf value, so the person can start over.
+            return render(ctx, ctx.status >= 400 ? ctx.status : 400, userCodePage({
+              ...fields, error: `Keyward could not complete this request (${out.error}). Enter the code again, or start again on your device.`,
             }));
           }
           return render(ctx, 200, userCodePage(fields));

@@ -175,6 +175,28 @@ test('RFC 8628 §3.5 access_denied: Cancel on the confirmation page denies witho
   await context.close();
 });
 
+test('the code form is CSRF-protected: a post without the browser session\'s xsrf value confirms nothing', async () => {
+  const response = await oidc.initiateDeviceAuthorization(tv, { scope: SCOPE });
+  const form = { user_code: response.user_code, confirm: 'yes', xsrf: 'guessed' };
+  // A cross-site post (no session cookie): back to the code page, never a 5xx.
+  const forged = await fetch(`${server.url}/device`, {
+    method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(form), redirect: 'manual',
+  });
+  assert.equal(forged.status, 303);
+  assert.equal(forged.headers.get('location'), '/device');
+  // With the person's own session but a wrong xsrf value: refused on the code page.
+  const { context, page } = await person();
+  await page.goto(response.verification_uri);
+  // (Sent with the browser context's cookies; the page's CSP allows no script to send it.)
+  const refused = await context.request.post(`${server.url}/device`, { form });
+  assert.equal(refused.status(), 400);
+  const html = await refused.text();
+  assert.match(html, /Connect a device/);
+  assert.doesNotMatch(html, /Connect this device\?/);
+  assert.equal((await poll(tv, response.device_code)).json?.error, 'authorization_pending');
+  await context.close();
+});
+
 test('RFC 8628 §3.5 authorization_pending and slow_down: a device polling faster than the interval is told to slow down', async () => {
   const response = await oidc.initiateDeviceAuthorization(tv, { scope: SCOPE });
   const pending = await poll(tv, response.device_code);

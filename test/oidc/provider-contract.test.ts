@@ -392,7 +392,7 @@ test('oidc-provider 9.x: form_post renders one inline <script> and a <form actio
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 
 /** A bare Provider with the device flow on, recording what its user-code input source is handed. */
-async function bareDeviceProvider(seen: { form: string; error: string | undefined }[]): Promise<Bare> {
+async function bareDeviceProvider(seen: { form: string; error: string | undefined }[], around?: Parameters<Provider['use']>[0]): Promise<Bare> {
   let handler: ReturnType<Provider['callback']> | undefined;
   const server: Server = createServer((req, res) => void handler!(req, res));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -414,6 +414,7 @@ async function bareDeviceProvider(seen: { form: string; error: string | undefine
       },
     },
   });
+  if (around) provider.use(around);
   handler = provider.callback();
   return { provider, url, close: () => new Promise((resolve) => server.close(() => resolve())) };
 }
@@ -474,6 +475,30 @@ test('oidc-provider 9.x: the device flow sends no interval and never answers slo
       assert.deepEqual(Object.keys(res.json!).sort(), ['error', 'error_description']);
       assert.equal(res.json!.error, 'authorization_pending');
     }
+  } finally {
+    await device.close();
+  }
+});
+
+// --- device-session.ts ---------------------------------------------------------------------------
+
+test('oidc-provider 9.x: a failed POST /device without a live session ends in the "previously persisted Sessions" TypeError (device-session.ts)', async () => {
+  const thrown: unknown[] = [];
+  const device = await bareDeviceProvider([], async (_ctx, next) => {
+    try {
+      await next();
+    } catch (error) {
+      thrown.push(error);
+      throw error;
+    }
+  });
+  try {
+    const res = await fetch(`${device.url}/device`, {
+      method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ user_code: 'BBBB-BBBB', xsrf: 'guessed' }),
+    });
+    assert.equal(res.status, 500);
+    assert.ok(thrown.some((e) => e instanceof TypeError && e.message === 'persist can only be called on previously persisted Sessions'), String(thrown));
   } finally {
     await device.close();
   }

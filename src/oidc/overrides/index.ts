@@ -46,6 +46,9 @@
  * - The device flow never answers `slow_down` nor sends `interval`: the device authorization
  *   response is a JSON object on route `device_authorization`, and a pending device code is
  *   answered 400 `{ error: 'authorization_pending' }` on route `token`. → device-polling.ts
+ * - A failed `POST /device` without a live session makes `ensureSessionSave`
+ *   (lib/helpers/initialize_app.js) throw `TypeError: persist can only be called on previously
+ *   persisted Sessions` after the error page rendered. → device-session.ts
  * - `fetchRequest` (lib/helpers/fetch_request.js) sets `options.dispatcher` to its SSRF-guarded
  *   undici Agent, then calls the `fetch` configuration with those options. → private-fetch.ts
  *
@@ -67,6 +70,7 @@ export { oneTimeRequestUri } from './one-time-request-uri.ts';
 export { privateNetworkFetch } from './private-fetch.ts';
 export { deviceFormFields, type DeviceFormFields } from './device-forms.ts';
 export { devicePolling, type PollGate } from './device-polling.ts';
+export { deviceSessionRecovery } from './device-session.ts';
 export { narrowRequestedScope, requestedScopes } from './requested-scope.ts';
 export { tokenErrorAnswered } from './unauthorized-client.ts';
 
