@@ -37,8 +37,12 @@ import { interactionConfiguration, providerPageHeaders, refusalPage } from './in
 import { CsrfTokens } from './interaction/csrf.ts';
 import { interactionRoutes } from './interaction/routes.ts';
 import { LoginThrottle } from './interaction/throttle.ts';
+import { deviceFlowConfiguration } from './interaction/device-pages.ts';
+import { DEVICE_CODE_ATTEMPTS, deviceCodeThrottle } from './interaction/device-throttle.ts';
+import { purgeRateLimits, SharedRateLimit } from './store/rate-limits.ts';
 import { ProviderHolder } from './oidc/holder.ts';
 import { createProvider } from './oidc/provider.ts';
+import { devicePolling, deviceSessionRecovery } from './oidc/overrides/index.ts';
 import type { ChangeFeed } from './store/changes.ts';
 import { LoginThrottleCounters } from './store/login-throttles.ts';
 import { migrate } from './store/migrate.ts';
@@ -144,6 +148,11 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
     const senderConstraints = { clientCertificate: certificates.of, dpopNonceSecret: secrets['dpop-nonce'], dpopRequireNonce: config.dpopRequireNonce };
     const exchangeLinks = new TokenExchanges(store.prisma);
     const tokenSize = new TokenSizeWatch((fields, message) => logger.warn(fields, message), now);
+    // RFC 8628 §5.1: user-code entry counted per source in the store, shared by every instance.
+    const deviceThrottle = deviceCodeThrottle(new SharedRateLimit(store.prisma, { prefix: 'device-code', ...DEVICE_CODE_ATTEMPTS }), audit);
+    // RFC 8628 §3.5: one token request per interval and device code, across instances.
+    const devicePoll = devicePolling(new SharedRateLimit(store.prisma, { prefix: 'device-poll', points: 1, durationMs: config.devicePollIntervalMs }),
+      config.devicePollIntervalMs / 1000);
     const build = async () => {
       const jwks = providerJwks(await keys.loadUsable());
       const built = createProvider({
@@ -156,7 +165,9 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
           account: (id) => users.account(id),
           // Roles per API: ID tokens and userinfo carry the global roles only.
           rolesOf: async (id) => roles.rolesFor(await users.rolesOf(id), undefined),
-        }), interactionConfiguration()] as Partial<Configuration>[],
+        }), interactionConfiguration(),
+        deviceFlowConfiguration({ audit, codeTtlSeconds: Math.round(config.deviceCodeTtlMs / 1000) })] as Partial<Configuration>[],
+        use: [deviceSessionRecovery(), deviceThrottle, devicePoll],
         audit, onStoreOutage, federation: federation.authenticator,
         tokenFingerprint: (value) => hmacSha256(tokenAuditKey, value).toString('base64url'),
         senderConstraints,
@@ -233,6 +244,7 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
         purgeRevokedTokens(store.prisma, now()).catch((error: unknown) => logger.warn({ err: errorFields(error) }, 'revoked-token purge failed')),
         purgeTokenExchanges(store.prisma, now()).catch((error: unknown) => logger.warn({ err: errorFields(error) }, 'token-exchange purge failed')),
         throttle.purge().catch((error: unknown) => logger.warn({ err: errorFields(error) }, 'login-throttle purge failed')),
+        purgeRateLimits(store.prisma, now()).catch((error: unknown) => logger.warn({ err: errorFields(error) }, 'rate-limit purge failed')),
       ]);
     };
     const purge = setInterval(runPurge, PURGE_INTERVAL_MS);

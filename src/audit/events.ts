@@ -18,4 +18,8 @@ export type AuditEventType =
   | 'token.issued'
   | 'token.revoked'
   | 'token.exchanged'
-  | 'key.transition';
+  | 'key.transition'
+  | 'device.requested'
+  | 'device.code_entered'
+  | 'device.approved'
+  | 'device.denied';

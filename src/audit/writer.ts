@@ -87,6 +87,10 @@ const CATEGORY: Record<AuditEvent['type'], string> = {
   'token.revoked': 'authentication',
   'token.exchanged': 'authentication',
   'key.transition': 'configuration',
+  'device.requested': 'authentication',
+  'device.code_entered': 'authentication',
+  'device.approved': 'authentication',
+  'device.denied': 'authentication',
 };
 
 /** The audit event as an Elastic Common Schema log line (custom fields under `keyward.audit`). */

@@ -99,6 +99,8 @@ const schema = z.object({
   KEYWARD_RATE_LIMIT_TOKEN: rate.default({ points: 6000, durationMs: 60_000 }),
   KEYWARD_RATE_LIMIT_LOGIN: rate.default({ points: 300, durationMs: 60_000 }),
   KEYWARD_RATE_LIMIT_DEVICE: rate.default({ points: 120, durationMs: 60_000 }),
+  KEYWARD_DEVICE_CODE_TTL: duration.refine((ms) => ms >= 60_000 && ms <= 3_600_000, 'expected between 1m and 1h (RFC 8628 device codes are short-lived)').default(600_000),
+  KEYWARD_DEVICE_POLL_INTERVAL: duration.refine((ms) => ms >= 1000 && ms <= 60_000 && ms % 1000 === 0, 'expected whole seconds between 1s and 60s').default(5_000),
   KEYWARD_AUDIT_BUFFER_MAX: z.coerce.number().int().min(100).max(10_000_000).default(50_000),
   KEYWARD_AUDIT_LOG: z.enum(['debug', 'info']).default('debug'),
   KEYWARD_DB_CONNECT_TIMEOUT: duration.default(2_000),
@@ -145,6 +147,10 @@ export interface Config {
   metricsToken: string | undefined;
   /** Per-IP request rates on the token, login and device endpoints; undefined = off (a gateway does it). */
   rateLimits: { token: Rate; login: Rate; device: Rate } | undefined;
+  /** How long a device code and its user code live (RFC 8628 §3.2 expires_in). */
+  deviceCodeTtlMs: number;
+  /** The least time between a device's token requests (RFC 8628 §3.2 interval); faster polls get slow_down. */
+  devicePollIntervalMs: number;
   /** Most audit events held while the store does not take them. */
   auditBufferMax: number;
   /** Level of the log line each audit event becomes (KEYWARD_AUDIT_LOG): `debug` unless asked for `info`. */
@@ -240,6 +246,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     metricsToken: e.KEYWARD_METRICS_TOKEN,
     rateLimits: e.KEYWARD_RATE_LIMIT === 'off' ? undefined
       : { token: e.KEYWARD_RATE_LIMIT_TOKEN, login: e.KEYWARD_RATE_LIMIT_LOGIN, device: e.KEYWARD_RATE_LIMIT_DEVICE },
+    deviceCodeTtlMs: e.KEYWARD_DEVICE_CODE_TTL,
+    devicePollIntervalMs: e.KEYWARD_DEVICE_POLL_INTERVAL,
     auditBufferMax: e.KEYWARD_AUDIT_BUFFER_MAX,
     auditLogLevel: e.KEYWARD_AUDIT_LOG,
     db: { connectTimeoutMs: e.KEYWARD_DB_CONNECT_TIMEOUT, statementTimeoutMs: e.KEYWARD_DB_STATEMENT_TIMEOUT, poolSize: e.KEYWARD_DB_POOL_SIZE },

@@ -6,6 +6,8 @@ export type EndpointKind = 'oauth' | 'admin' | 'page';
 
 export function endpointKind(path: string): EndpointKind {
   if (path === '/admin' || path.startsWith('/admin/')) return 'admin';
+  // RFC 8628 §3.1: the device authorization endpoint is a JSON endpoint; the rest of /device is pages.
+  if (path === '/device/auth') return 'oauth';
   if (/^\/(interaction|auth|session\/end|device)(\/|$)/.test(path)) return 'page';
   return 'oauth';
 }

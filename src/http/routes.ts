@@ -3,7 +3,7 @@ import type Koa from 'koa';
 /** oidc-provider's own endpoints, by path prefix, for metric labels. */
 const PROVIDER_ROUTES = [
   '/.well-known/openid-configuration', '/.well-known/oauth-authorization-server', '/jwks', '/token/introspection',
-  '/token/revocation', '/token', '/auth', '/me', '/session/end', '/request', '/reg',
+  '/token/revocation', '/token', '/auth', '/me', '/session/end', '/request', '/reg', '/device/auth', '/device',
 ];
 
 /** A low-cardinality route name for a request: the matched router template, or a known prefix. */

@@ -49,6 +49,11 @@ border:1px solid var(--danger-line);font-size:.95rem}
 .muted{color:var(--muted);font-size:.9rem}
 details{margin-top:16px;color:var(--muted);font-size:.9rem}
 details code{word-break:break-word}
+input.user-code{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:1.35rem;letter-spacing:.12em;
+text-align:center;text-transform:uppercase}
+input.user-code::placeholder{letter-spacing:.12em;opacity:.45}
+.user-code-shown{margin:0 0 16px;padding:14px;border:1px dashed var(--line);border-radius:12px;text-align:center;
+font:600 1.6rem/1.2 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;letter-spacing:.14em}
 footer{margin-top:20px;text-align:center;color:var(--muted);font-size:.8rem}
 `.replace(/\n/g, '');
 

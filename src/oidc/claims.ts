@@ -44,13 +44,13 @@ function scopeSet(value: unknown): Set<string> {
 /**
  * The scopes of the authorization an access token is issued under. A JWT access token for an
  * API carries only the API's scopes, so `roles` is read from what the token derives from: the
- * scope the refresh request narrowed to, else the authorization code's or refresh token's
+ * scope the refresh request narrowed to, else the authorization code's, device code's or refresh token's
  * scope (the requested scopes the grant covers), else the token's own (userinfo tokens).
  */
 function authorizedScopes(ctx: KoaContextWithOIDC | undefined, token: ScopeCarrier): Set<string> {
   const oidc = ctx?.oidc as { route?: string; params?: { scope?: unknown }; entities?: Record<string, ScopeCarrier | undefined> } | undefined;
   if (oidc?.route === 'token' && typeof oidc.params?.scope === 'string' && oidc.params.scope) return scopeSet(oidc.params.scope);
-  const source = oidc?.entities?.AuthorizationCode ?? oidc?.entities?.RefreshToken;
+  const source = oidc?.entities?.AuthorizationCode ?? oidc?.entities?.DeviceCode ?? oidc?.entities?.RefreshToken;
   return scopeSet(source ? source.scope : token.scope);
 }
 

@@ -19,6 +19,8 @@ import { introspectionConfiguration } from './token-visibility.ts';
 import { registerTokenExchange, revokedThroughChain, type ExchangeLinks } from './grants/token-exchange.ts';
 import { installTokenSizeWatch, type TokenSizeWatch } from './token-size.ts';
 import { installTokenAudit, type AuditSink, type TokenFingerprint } from './token-audit.ts';
+import { installDeviceAudit } from './device-audit.ts';
+import type { Middleware } from 'koa';
 
 export interface ProviderDeps {
   issuer: string;
@@ -59,6 +61,8 @@ export interface ProviderDeps {
   accountExists?: (accountId: string) => Promise<boolean>;
   /** Reports tokens larger than 4 KB (log + admin API). */
   tokenSize?: TokenSizeWatch;
+  /** Middleware installed with `provider.use` (e.g. the device user-code throttle), in order. */
+  use?: Middleware[];
 }
 
 type Part = Partial<Configuration>;
@@ -132,5 +136,7 @@ export function createProvider(deps: ProviderDeps): Provider {
   });
   if (deps.tokenSize) installTokenSizeWatch(provider, deps.tokenSize);
   if (deps.audit) installTokenAudit(provider, deps.audit, deps.tokenFingerprint);
+  if (deps.audit) installDeviceAudit(provider, deps.audit);
+  for (const middleware of deps.use ?? []) provider.use(middleware);
   return provider;
 }

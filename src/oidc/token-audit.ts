@@ -84,6 +84,9 @@ export function installTokenAudit(provider: Provider, audit: AuditSink, fingerpr
   provider.on('grant.error', (ctx: KoaContextWithOIDC, error: Error & { error?: string }) => {
     // Reported as the client is answered (the body is rewritten after this event fires).
     const answered = tokenErrorAnswered(ctx, error.error) ?? error.name;
+    // RFC 8628 §3.5: a device polls every few seconds until its person approves; each pending
+    // poll is the protocol working, not an event (the outcome is audited when it comes).
+    if (answered === 'authorization_pending') return;
     const client = ctx.oidc?.client;
     const event: AuditEvent = {
       type: 'token.issued',

@@ -8,6 +8,14 @@ import { deleteOlderThan } from './purge.ts';
  * rows are invisible on read and deleted in the background by `purgeExpiredArtifacts`. The
  * payload's accountId and clientId are copied into indexed columns for oidc-grants.ts.
  */
+/**
+ * Models whose expired rows must stay readable for a while: oidc-provider checks their `exp`
+ * itself and answers an expired device code with `expired_token` (RFC 8628 §3.5) at the token
+ * endpoint and "code expired" on the verification page, which it can only do if it still
+ * finds them. Seconds past expiry until the row is invisible and purged.
+ */
+const KEPT_AFTER_EXPIRY: Record<string, number> = { DeviceCode: 3600 };
+
 export class PrismaAdapter implements Adapter {
   constructor(
     private readonly prisma: PrismaClient,
@@ -16,7 +24,7 @@ export class PrismaAdapter implements Adapter {
   ) {}
 
   async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
-    const expiresAt = expiresIn ? new Date(this.now().getTime() + expiresIn * 1000) : null;
+    const expiresAt = expiresIn ? new Date(this.now().getTime() + (expiresIn + (KEPT_AFTER_EXPIRY[this.model] ?? 0)) * 1000) : null;
     const data = {
       payload: payload as object,
       grantId: payload.grantId ?? null,

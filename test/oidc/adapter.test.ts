@@ -91,6 +91,20 @@ describe('expiry is honoured on read', () => {
 });
 
 describe('secondary lookups', () => {
+  test('RFC 8628 §3.5: an expired DeviceCode stays findable for an hour (oidc-provider answers expired_token from its exp), other models do not', async () => {
+    const id = uniqueId('dc');
+    const userCode = `EXPD${seq}`;
+    await adapter('DeviceCode').upsert(id, { jti: id, kind: 'DeviceCode', userCode, clientId: 'tv' }, 600);
+    const at = uniqueId('at');
+    await adapter('AccessToken').upsert(at, { jti: at, kind: 'AccessToken' }, 600);
+    clock.advance(601_000);
+    assert.ok(await adapter('DeviceCode').find(id));
+    assert.ok(await adapter('DeviceCode').findByUserCode(userCode));
+    assert.equal(await adapter('AccessToken').find(at), undefined);
+    clock.advance(3600_000);
+    assert.equal(await adapter('DeviceCode').find(id), undefined);
+  });
+
   test('findByUserCode finds a DeviceCode by its user code, within its own model only', async () => {
     const devices = adapter('DeviceCode');
     const id = uniqueId('dc');

@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import Provider, { type ClientMetadata, type Configuration, type JWKS, type KoaContextWithOIDC } from 'oidc-provider';
-import { SECRET_PLACEHOLDER } from '../../src/oidc/overrides/index.ts';
+import { deviceFormFields, SECRET_PLACEHOLDER } from '../../src/oidc/overrides/index.ts';
 import { pinIssuerOrigin } from '../../src/oidc/overrides/issuer-origin.ts';
 import { createTestDatabase, startServer, type TestDatabase, type TestServer } from '../support/harness.ts';
 import { auditEvents, basic, postForm } from './service-fixtures.ts';
@@ -511,4 +511,120 @@ test('oidc-provider 9.x: ReplayDetection.unique(iss, jti, exp) is true once and 
   }
   // Keyward's instance keeps them in the store, where every other instance sees them.
   assert.ok(await keyward.keyward.store.prisma.oidcArtifact.count({ where: { model: 'ReplayDetection' } }) >= 2);
+});
+// --- device-forms.ts and device-polling.ts ------------------------------------------------------
+
+const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
+
+/** A bare Provider with the device flow on, recording what its user-code input source is handed. */
+async function bareDeviceProvider(seen: { form: string; error: string | undefined }[], around?: Parameters<Provider['use']>[0]): Promise<Bare> {
+  let handler: ReturnType<Provider['callback']> | undefined;
+  const server: Server = createServer((req, res) => void handler!(req, res));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const provider = new Provider(url, {
+    clients: [
+      { client_id: 'tv', grant_types: [DEVICE_GRANT], response_types: [], redirect_uris: [], token_endpoint_auth_method: 'none' },
+      { client_id: 'web', grant_types: ['authorization_code'], response_types: ['code'], redirect_uris: ['https://web.example/cb'], token_endpoint_auth_method: 'none' },
+    ],
+    jwks,
+    features: {
+      devInteractions: { enabled: false },
+      deviceFlow: {
+        enabled: true,
+        userCodeInputSource(ctx, form, _out, err) {
+          seen.push({ form, error: err?.name });
+          ctx.body = form;
+        },
+      },
+    },
+  });
+  if (around) provider.use(around);
+  handler = provider.callback();
+  return { provider, url, close: () => new Promise((resolve) => server.close(() => resolve())) };
+}
+
+test('oidc-provider 9.x: the user-code form carries its action and xsrf as attributes, and a re-post of them is accepted (device-forms.ts)', async () => {
+  const seen: { form: string; error: string | undefined }[] = [];
+  const device = await bareDeviceProvider(seen);
+  try {
+    const page = await fetch(`${device.url}/device`);
+    const cookies = page.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+    const fields = deviceFormFields(seen[0]!.form);
+    assert.ok(fields, seen[0]!.form);
+    assert.equal(fields.action, `${device.url}/device`);
+    assert.ok(fields.xsrf.length > 10);
+    // The values re-posted from Keyward's own form reach the code lookup (an unknown code),
+    // whose error names the page relies on.
+    const res = await fetch(fields.action, {
+      method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: cookies },
+      body: new URLSearchParams({ xsrf: fields.xsrf, user_code: 'BBBB-BBBB' }),
+    });
+    assert.equal(res.status, 200, JSON.stringify({ cookies, seen: seen.at(-1) }));
+    assert.equal(seen.at(-1)?.error, 'NotFoundError');
+    // The re-rendered form holds the xsrf value to post next.
+    const again = deviceFormFields(seen.at(-1)!.form)!;
+    const noCode = await fetch(again.action, {
+      method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: cookies },
+      body: new URLSearchParams({ xsrf: again.xsrf }),
+    });
+    assert.equal(noCode.status, 200);
+    assert.equal(seen.at(-1)?.error, 'NoCodeError');
+  } finally {
+    await device.close();
+  }
+});
+
+test('oidc-provider 9.x: device authorization by a client without the device grant is refused with 400 invalid_request after client authentication (unauthorized-client.ts)', async () => {
+  const device = await bareDeviceProvider([]);
+  try {
+    const res = await postForm(device.url, '/device/auth', { client_id: 'web', scope: 'openid' });
+    assert.equal(res.status, 400, res.text);
+    assert.equal(res.json!.error, 'invalid_request');
+    assert.match(String(res.json!.error_description), /device_code is not allowed for this client/);
+    assert.equal((await postForm(device.url, '/device/auth', { client_id: 'nobody', scope: 'openid' })).json!.error, 'invalid_client');
+  } finally {
+    await device.close();
+  }
+});
+
+test('oidc-provider 9.x: the device flow sends no interval and never answers slow_down, only authorization_pending (device-polling.ts)', async () => {
+  const device = await bareDeviceProvider([]);
+  try {
+    const started = await postForm(device.url, '/device/auth', { client_id: 'tv', scope: 'openid' });
+    assert.equal(started.status, 200, started.text);
+    assert.equal(started.json!.interval, undefined);
+    for (let i = 0; i < 3; i++) {
+      const res = await postForm(device.url, '/token', { client_id: 'tv', grant_type: DEVICE_GRANT, device_code: started.json!.device_code as string });
+      assert.equal(res.status, 400);
+      assert.deepEqual(Object.keys(res.json!).sort(), ['error', 'error_description']);
+      assert.equal(res.json!.error, 'authorization_pending');
+    }
+  } finally {
+    await device.close();
+  }
+});
+
+// --- device-session.ts ---------------------------------------------------------------------------
+
+test('oidc-provider 9.x: a failed POST /device without a live session ends in the "previously persisted Sessions" TypeError (device-session.ts)', async () => {
+  const thrown: unknown[] = [];
+  const device = await bareDeviceProvider([], async (_ctx, next) => {
+    try {
+      await next();
+    } catch (error) {
+      thrown.push(error);
+      throw error;
+    }
+  });
+  try {
+    const res = await fetch(`${device.url}/device`, {
+      method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ user_code: 'BBBB-BBBB', xsrf: 'guessed' }),
+    });
+    assert.equal(res.status, 500);
+    assert.ok(thrown.some((e) => e instanceof TypeError && e.message === 'persist can only be called on previously persisted Sessions'), String(thrown));
+  } finally {
+    await device.close();
+  }
 });

@@ -1,8 +1,14 @@
 import { z } from 'zod';
 import { boundMetadataOf, boundShapeIssues, storedBoundMetadata, type BoundClientMetadata, type BoundMetadataInput } from './binding.ts';
 
-/** The grant types a client may be registered for (RFC 7591 §2). */
-export const GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials', 'urn:ietf:params:oauth:grant-type:token-exchange'] as const;
+/** RFC 8628 §3.4: the device authorization grant's grant_type. */
+export const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
+
+/** RFC 8693 token exchange (src/oidc/grants/token-exchange.ts). */
+export const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+
+/** The grant types a client may be registered for (RFC 7591 §2, RFC 8628 §7.2, RFC 8693). */
+export const GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials', DEVICE_CODE_GRANT, TOKEN_EXCHANGE] as const;
 export type GrantType = (typeof GRANT_TYPES)[number];
 
 /**
@@ -11,9 +17,6 @@ export type GrantType = (typeof GRANT_TYPES)[number];
  * credentials (identity/federation/, oidc/overrides/federated-jwt.ts).
  */
 export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'tls_client_auth', 'self_signed_tls_client_auth', 'none', 'federated_jwt'] as const;
-
-/** RFC 8693 token exchange (src/oidc/grants/token-exchange.ts). */
-export const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange' as const;
 export type AuthMethod = (typeof AUTH_METHODS)[number];
 
 /** RFC 7591 client metadata as stored (never includes a secret). */
@@ -133,8 +136,8 @@ export function clientShapeIssues(client: MetadataInput): ClientIssue[] {
   if (grants.includes('authorization_code') && !client.redirect_uris?.length) {
     issues.push({ field: 'redirect_uris', message: 'authorization_code requires at least one redirect URI' });
   }
-  if (grants.includes('refresh_token') && !grants.includes('authorization_code')) {
-    issues.push({ field: 'grant_types', message: 'refresh_token requires authorization_code' });
+  if (grants.includes('refresh_token') && !grants.includes('authorization_code') && !grants.includes(DEVICE_CODE_GRANT)) {
+    issues.push({ field: 'grant_types', message: `refresh_token requires authorization_code or ${DEVICE_CODE_GRANT}` });
   }
   if (method === 'none' && grants.includes('client_credentials')) {
     issues.push({ field: 'token_endpoint_auth_method', message: 'client_credentials requires an authenticating client (not none)' });

@@ -14,7 +14,8 @@
  *   only for HS*, A*KW and `dir` algorithms and client_secret_jwt, none of which discovery
  *   offers. → SECRET_PLACEHOLDER
  * - `allowedGrantTypeCheck` (lib/actions/token.js) throws `invalid_request` when
- *   `client.grantTypeAllowed(grant_type)` is false, after client authentication.
+ *   `client.grantTypeAllowed(grant_type)` is false, after client authentication; so does
+ *   `checkClientGrantType` (lib/actions/authorization/client.js) on device_authorization.
  *   → unauthorized-client.ts
  * - `setWWWAuthenticateHeader` (lib/shared/client_auth.js) adds a challenge to a 401 only
  *   when the Authorization header was used. → client-challenge.ts
@@ -46,6 +47,15 @@
  *   is verified against its `jwks` with aud = the issuer accepted; `ReplayDetection.unique`
  *   (lib/models/replay_detection.js) looks its id up as sha256(iss + jti), base64url, with
  *   `find` then `upsert`. → federated-jwt.ts
+ * - The user-code form given to `features.deviceFlow.userCodeInputSource`
+ *   (lib/helpers/user_code_form.js) carries its action and the `xsrf` value as attributes
+ *   Keyward's own form re-posts. → device-forms.ts
+ * - The device flow never answers `slow_down` nor sends `interval`: the device authorization
+ *   response is a JSON object on route `device_authorization`, and a pending device code is
+ *   answered 400 `{ error: 'authorization_pending' }` on route `token`. → device-polling.ts
+ * - A failed `POST /device` without a live session makes `ensureSessionSave`
+ *   (lib/helpers/initialize_app.js) throw `TypeError: persist can only be called on previously
+ *   persisted Sessions` after the error page rendered. → device-session.ts
  * - `fetchRequest` (lib/helpers/fetch_request.js) sets `options.dispatcher` to its SSRF-guarded
  *   undici Agent, then calls the `fetch` configuration with those options. → private-fetch.ts
  *
@@ -68,6 +78,9 @@ export { SECRET_PLACEHOLDER } from './client-secret.ts';
 export { federatedAuthenticationOf, InternalAssertionKey, internalAssertionReplay, JWT_BEARER, type FederatedClientAuth } from './federated-jwt.ts';
 export { oneTimeRequestUri } from './one-time-request-uri.ts';
 export { privateNetworkFetch } from './private-fetch.ts';
+export { deviceFormFields, type DeviceFormFields } from './device-forms.ts';
+export { devicePolling, type PollGate } from './device-polling.ts';
+export { deviceSessionRecovery } from './device-session.ts';
 export { narrowRequestedScope, requestedScopes } from './requested-scope.ts';
 export { tokenErrorAnswered } from './unauthorized-client.ts';
 
