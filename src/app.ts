@@ -35,6 +35,7 @@ import { interactionConfiguration, providerPageHeaders, refusalPage } from './in
 import { CsrfTokens } from './interaction/csrf.ts';
 import { interactionRoutes } from './interaction/routes.ts';
 import { LoginThrottle } from './interaction/throttle.ts';
+import { ClientInstances } from './oidc/client-instances.ts';
 import { ProviderHolder } from './oidc/holder.ts';
 import { createProvider } from './oidc/provider.ts';
 import type { ChangeFeed } from './store/changes.ts';
@@ -71,6 +72,8 @@ export interface Keyward {
   /** Revoked JWT access tokens: written by the token endpoints, read by every verifier. */
   revocations: RevokedTokens;
   provider: ProviderHolder;
+  /** oidc-provider's Client objects, cached across requests and key rotations (tests read its stats). */
+  clientInstances: ClientInstances;
   bootstrap: BootstrapResult | undefined;
   /** Signing keys for operators: list and (emergency) rotation. */
   keyService: KeyService;
@@ -133,6 +136,10 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
     const revocations = new RevokedTokens(store.prisma);
     const auditTrail = new AuditQuery(store.prisma);
     const adapter = oidcArtifactAdapters(store.prisma, now);
+    // oidc-provider's Client objects, kept across requests and key rotations (client-instances.ts).
+    const clientInstances = new ClientInstances((listener) => changes.subscribe((change) => {
+      if (change.kind === 'client') listener(change.id);
+    }));
     const build = async () => {
       const jwks = providerJwks(await keys.loadUsable());
       const built = createProvider({
@@ -141,7 +148,7 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
         allowPrivateNetworks: config.allowPrivateJwksUri,
         pageHeaders: providerPageHeaders,
         extra: [accountConfiguration(users), interactionConfiguration()] as Partial<Configuration>[],
-        audit, onStoreOutage,
+        audit, onStoreOutage, clientInstances,
         tokenFingerprint: (value) => hmacSha256(tokenAuditKey, value).toString('base64url'),
       });
       return { built, jwks };
@@ -152,6 +159,8 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
       keys, changes, logger,
       rebuild: async () => {
         const next = await build();
+        // The new instance takes requests with the clients the old one served ready (no cold start).
+        await clientInstances.warm((clientId) => next.built.Client.find(clientId));
         provider.swap(next.built, next.jwks);
       },
     });
@@ -194,7 +203,7 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
     }));
     const security = new SecurityMetrics(metrics.registry, {
       audit: () => audit.stats(),
-      caches: { clients: () => clients.cacheStats(), resources: () => resources.cacheStats(), user_roles: () => users.cacheStats() },
+      caches: { clients: () => clients.cacheStats(), client_instances: () => clientInstances.stats(), resources: () => resources.cacheStats(), user_roles: () => users.cacheStats() },
     });
     audit.observe((event) => security.audited(event));
     // A refusal at the edge speaks the format of the endpoint it was sent to.
@@ -223,7 +232,7 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
 
     let server: Server | undefined;
     return {
-      config, store, clients, roles, resources, users, keys, changes, audit, auditTrail, revocations, provider, bootstrap, keyService, keyScheduler,
+      config, store, clients, roles, resources, users, keys, changes, audit, auditTrail, revocations, provider, clientInstances, bootstrap, keyService, keyScheduler,
       reloadKeys: () => keyFollower.reload(),
       async listen() {
         server = app.listen(config.port, config.host);

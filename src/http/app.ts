@@ -8,7 +8,7 @@ import type { Metrics, SecurityMetrics } from './metrics.ts';
 import { endpointKind, readProviderBody, refuseUnstorableInput, type EdgeAnswer } from './poison.ts';
 import { rateLimit, type LimitedEndpoint } from './rate-limit.ts';
 import { requestId } from './request-id.ts';
-import { routeOf } from './routes.ts';
+import { directProviderPaths, routeOf } from './routes.ts';
 
 export interface HttpDeps {
   /** The public URL; with https every response carries HSTS. */
@@ -76,11 +76,8 @@ export function createHttpApp(deps: HttpDeps): Koa {
   });
   app.use(refuseUnstorableInput(deps.answer, (kind) => deps.security.refusedInput(kind)));
   if (deps.rateLimits) app.use(rateLimit(deps.rateLimits, deps.answer, (endpoint) => deps.security.rateLimited(endpoint)));
-  for (const router of deps.routers) {
-    app.use(router.routes());
-    app.use(router.allowedMethods());
-  }
-  app.use(async (ctx) => {
+  // oidc-provider is a koa app of its own: it gets the raw request, its body read and checked here.
+  const toProvider = async (ctx: Koa.Context): Promise<void> => {
     const read = await readProviderBody(ctx);
     if (read && 'refuse' in read) {
       const kind = endpointKind(ctx.path);
@@ -89,9 +86,16 @@ export function createHttpApp(deps: HttpDeps): Koa {
     }
     // oidc-provider reads an already consumed body from `req.body` (lib/shared/selective_body.js).
     if (read) (ctx.req as typeof ctx.req & { body?: Buffer }).body = read.body;
-    // oidc-provider is a koa app of its own; hand it the raw request.
     ctx.respond = false;
     await deps.provider.handler(ctx.req, ctx.res);
-  });
+  };
+  // The token endpoints skip the routers, none of which serves them (see directProviderPaths).
+  const direct = directProviderPaths(deps.routers);
+  if (direct.size) app.use((ctx, next) => (direct.has(ctx.path) ? toProvider(ctx) : next()));
+  for (const router of deps.routers) {
+    app.use(router.routes());
+    app.use(router.allowedMethods());
+  }
+  app.use(toProvider);
   return app;
 }

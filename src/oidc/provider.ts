@@ -5,10 +5,11 @@ import type { ResourceService } from '../identity/resources.ts';
 import type { RoleService } from '../identity/roles.ts';
 import { claimsConfiguration, type ClaimDeps } from './claims.ts';
 import { clientAssertionConfiguration } from './client-assertion.ts';
+import type { ClientInstances } from './client-instances.ts';
 import { ClientAdapter, clientConfiguration, oidcScopesOf } from './clients.ts';
 import { AccessTokenVerifier } from './jwt/access-token.ts';
 import type { RevocationList } from './jwt/revocation-list.ts';
-import { installOverrides, oneTimeRequestUri, privateNetworkFetch, type PageHeaders } from './overrides/index.ts';
+import { installClientFind, installOverrides, oneTimeRequestUri, privateNetworkFetch, type PageHeaders } from './overrides/index.ts';
 import { policyConfiguration } from './policy.ts';
 import { refreshRotationConfiguration } from './refresh-rotation.ts';
 import { resourceConfiguration, resourceServerInfo } from './resources.ts';
@@ -46,6 +47,8 @@ export interface ProviderDeps {
   audit?: AuditSink;
   /** Names opaque tokens in the audit trail without their value (see token-audit.ts). */
   tokenFingerprint?: TokenFingerprint;
+  /** Keyward's cache of Client objects (client-instances.ts); without it oidc-provider's own lookup. */
+  clientInstances?: ClientInstances;
 }
 
 type Part = Partial<Configuration>;
@@ -96,6 +99,7 @@ export function createProvider(deps: ProviderDeps): Provider {
   provider.proxy = (deps.proxyHops ?? 0) > 0;
   provider.maxIpsCount = deps.proxyHops ?? 0;
   answerStoreOutage(provider, deps.onStoreOutage);
+  if (deps.clientInstances) installClientFind(provider, deps.clientInstances.create());
   installOverrides(provider, {
     issuer: deps.issuer,
     pageHeaders: deps.pageHeaders,

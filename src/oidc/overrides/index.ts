@@ -39,6 +39,9 @@
  *   end the previous session on an account switch, renders HTML with no hook of ours: one
  *   inline `<script>` and one `<form action="…">`; on resume the interaction is
  *   `ctx.oidc.entities.Interaction` before that page renders. → html-pages.ts
+ * - `Client.find(id)` (lib/models/client.js, static, per Provider) is how every caller looks a
+ *   client up (all await it), and the Client it answers is reused across requests (its own
+ *   LRU); a Client built from unchanged metadata is interchangeable. → client-find.ts
  * - `fetchRequest` (lib/helpers/fetch_request.js) sets `options.dispatcher` to its SSRF-guarded
  *   undici Agent, then calls the `fetch` configuration with those options. → private-fetch.ts
  *
@@ -56,6 +59,7 @@ import { answerJwtTokens } from './jwt-token-refusal.ts';
 import { answerUnauthorizedClient } from './unauthorized-client.ts';
 
 export { SECRET_PLACEHOLDER } from './client-secret.ts';
+export { installClientFind } from './client-find.ts';
 export { oneTimeRequestUri } from './one-time-request-uri.ts';
 export { privateNetworkFetch } from './private-fetch.ts';
 export { narrowRequestedScope, requestedScopes } from './requested-scope.ts';
