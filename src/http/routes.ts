@@ -6,13 +6,16 @@ const PROVIDER_ROUTES = [
   '/.well-known/openid-configuration', '/.well-known/oauth-authorization-server', '/jwks', '/token/introspection',
   '/token/revocation', '/token', '/auth', '/me', '/session/end', '/request', '/reg',
 ];
+const PROVIDER_PREFIXES = PROVIDER_ROUTES.map((route) => `${route}/`);
 
 /** A low-cardinality route name for a request: the matched router template, or a known prefix. */
 export function routeOf(ctx: Koa.Context): string {
   const matched = (ctx as Koa.Context & { _matchedRoute?: string | RegExp })._matchedRoute;
   if (typeof matched === 'string') return matched;
   const path = ctx.path;
-  for (const route of PROVIDER_ROUTES) if (path === route || path.startsWith(`${route}/`)) return route;
+  for (let i = 0; i < PROVIDER_ROUTES.length; i++) {
+    if (path === PROVIDER_ROUTES[i] || path.startsWith(PROVIDER_PREFIXES[i]!)) return PROVIDER_ROUTES[i]!;
+  }
   return 'other';
 }
 
