@@ -1,7 +1,8 @@
 import { once } from 'node:events';
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type Router from '@koa/router';
+import type Koa from 'koa';
 import type { Configuration } from 'oidc-provider';
 import { adminRouter } from './admin/router.ts';
 import { AuditQuery } from './audit/query.ts';
@@ -9,7 +10,7 @@ import { startAuditRetention } from './audit/retention.ts';
 import type { AuditWriter } from './audit/writer.ts';
 import type { Config } from './config/env.ts';
 import { createDomain } from './domain.ts';
-import { createHttpApp } from './http/app.ts';
+import { createHttpApp, type Edge } from './http/app.ts';
 import { healthRoutes } from './http/health.ts';
 import { Metrics, SecurityMetrics } from './http/metrics.ts';
 import { oauthAnswer, type EdgeAnswer } from './http/poison.ts';
@@ -136,6 +137,8 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
     const revocations = new RevokedTokens(store.prisma);
     const auditTrail = new AuditQuery(store.prisma);
     const adapter = oidcArtifactAdapters(store.prisma, now);
+    // Keyward's edge inside the provider, for the token endpoints (http/app.ts); bound once the http app exists.
+    let providerEdge: Edge = (_ctx, next) => next();
     // oidc-provider's Client objects, kept across requests and key rotations (client-instances.ts).
     const clientInstances = new ClientInstances((listener) => changes.subscribe((change) => {
       if (change.kind === 'client') listener(change.id);
@@ -148,7 +151,7 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
         allowPrivateNetworks: config.allowPrivateJwksUri,
         pageHeaders: providerPageHeaders,
         extra: [accountConfiguration(users), interactionConfiguration()] as Partial<Configuration>[],
-        audit, onStoreOutage, clientInstances,
+        audit, onStoreOutage, clientInstances, edge: (ctx, next) => providerEdge(ctx as unknown as Koa.Context, next),
         tokenFingerprint: (value) => hmacSha256(tokenAuditKey, value).toString('base64url'),
       });
       return { built, jwks };
@@ -212,9 +215,10 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
       if (r.kind === 'page') return refusalPage(ctx, r.status, r.error, r.description, r.headers);
       return oauthAnswer(ctx, r.status, r.error, r.description, r.headers);
     };
-    const app = createHttpApp({
+    const http = createHttpApp({
       issuer: config.issuer, logger, metrics, security, provider, routers, proxyHops: config.proxyHops, rateLimits: config.rateLimits, answer, onStoreOutage,
     });
+    providerEdge = http.providerEdge;
     const stopAuditRetention = startAuditRetention({ prisma: store.prisma, logger, now, retentionMs: config.auditRetentionMs });
 
     // Once at start and then periodically; every instance may purge, the deletes are idempotent.
@@ -235,7 +239,7 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
       config, store, clients, roles, resources, users, keys, changes, audit, auditTrail, revocations, provider, clientInstances, bootstrap, keyService, keyScheduler,
       reloadKeys: () => keyFollower.reload(),
       async listen() {
-        server = app.listen(config.port, config.host);
+        server = createServer(http.handler).listen(config.port, config.host);
         await once(server, 'listening');
         const { port } = server.address() as AddressInfo;
         return { port, url: `http://127.0.0.1:${port}` };

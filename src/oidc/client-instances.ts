@@ -21,6 +21,8 @@ const WARM_BATCH = 64;
 export class ProviderClients {
   readonly #lru: LRUCache<string, Client>;
   readonly #inflight = new Map<string, Promise<Client | undefined>>();
+  /** While warmed (before its provider serves), lookups are not counted as hits or misses. */
+  warming = false;
 
   constructor(private readonly owner: ClientInstances, max: number) {
     this.#lru = new LRUCache<string, Client>({ max });
@@ -34,15 +36,15 @@ export class ProviderClients {
   find(clientId: string, load: (clientId: string) => Promise<Client | undefined>): Promise<Client | undefined> | Client {
     const hit = this.#lru.get(clientId);
     if (hit) {
-      this.owner.counted(true);
+      if (!this.warming) this.owner.counted(true);
       return hit;
     }
     const running = this.#inflight.get(clientId);
     if (running) {
-      this.owner.counted(true);
+      if (!this.warming) this.owner.counted(true);
       return running;
     }
-    this.owner.counted(false);
+    if (!this.warming) this.owner.counted(false);
     const generation = this.owner.generation;
     const loading = load(clientId).then((client) => {
       if (client && generation === this.owner.generation) this.#lru.set(clientId, client);
@@ -115,12 +117,18 @@ export class ClientInstances {
    * client ready. Returns how many were loaded.
    */
   async warm(find: (clientId: string) => Promise<unknown>): Promise<number> {
+    const next = this.#generations.at(-1);
     const previous = this.#generations.at(-2);
-    if (!previous) return 0;
+    if (!next || !previous) return 0;
     const ids = previous.recent(this.#warmMax);
-    for (let i = 0; i < ids.length; i++) {
-      await find(ids[i]!);
-      if ((i + 1) % WARM_BATCH === 0) await new Promise((resolve) => setImmediate(resolve));
+    next.warming = true;
+    try {
+      for (let i = 0; i < ids.length; i++) {
+        await find(ids[i]!);
+        if ((i + 1) % WARM_BATCH === 0) await new Promise((resolve) => setImmediate(resolve));
+      }
+    } finally {
+      next.warming = false;
     }
     return ids.length;
   }
@@ -131,7 +139,7 @@ export class ClientInstances {
     else this.#misses += 1;
   }
 
-  /** Hits, misses and entries of the current provider's cache (for /metrics and tests). */
+  /** Hits, misses (of requests, not of warming) and entries of the current provider's cache (for /metrics and tests). */
   stats(): CacheStats {
     return { hits: this.#hits, misses: this.#misses, size: this.#generations.at(-1)?.size ?? 0 };
   }

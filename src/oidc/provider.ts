@@ -1,5 +1,5 @@
 import type { JWK } from 'jose';
-import Provider, { type Configuration, type JWKS } from 'oidc-provider';
+import Provider, { type Configuration, type JWKS, type KoaContextWithOIDC } from 'oidc-provider';
 import type { ClientService } from '../identity/clients/index.ts';
 import type { ResourceService } from '../identity/resources.ts';
 import type { RoleService } from '../identity/roles.ts';
@@ -47,6 +47,8 @@ export interface ProviderDeps {
   audit?: AuditSink;
   /** Names opaque tokens in the audit trail without their value (see token-audit.ts). */
   tokenFingerprint?: TokenFingerprint;
+  /** Keyward's edge middleware for the requests sent to the provider straight from the socket (http/app.ts); outermost. */
+  edge?: (ctx: KoaContextWithOIDC, next: () => Promise<void>) => Promise<void>;
   /** Keyward's cache of Client objects (client-instances.ts); without it oidc-provider's own lookup. */
   clientInstances?: ClientInstances;
 }
@@ -98,6 +100,7 @@ export function createProvider(deps: ProviderDeps): Provider {
   // Behind a TLS-terminating load balancer the issuer is https while the socket is not.
   provider.proxy = (deps.proxyHops ?? 0) > 0;
   provider.maxIpsCount = deps.proxyHops ?? 0;
+  if (deps.edge) provider.use(deps.edge);
   answerStoreOutage(provider, deps.onStoreOutage);
   if (deps.clientInstances) installClientFind(provider, deps.clientInstances.create());
   installOverrides(provider, {

@@ -42,9 +42,20 @@ test('RFC 6749 §4.4: 120 clients round-robin (past oidc-provider\'s own 100) ea
   const svcs: Svc[] = [];
   for (let i = 0; i < 120; i += 20) svcs.push(...await Promise.all(Array.from({ length: 20 }, (_, j) => service(`fleet-${i + j}`))));
   for (const svc of svcs) assert.equal((await token(svc)).status, 200);
-  const warm = server.keyward.clientInstances.stats();
-  for (const svc of svcs) assert.equal((await token(svc)).status, 200);
-  const after = server.keyward.clientInstances.stats();
+  // On a loaded machine the change feed may miss its own probe and revalidate every cache
+  // (store/changes.ts), which rightly empties this one too: such a round is run again.
+  let revalidated = false;
+  server.keyward.changes.subscribe((change) => { if (change.kind === 'client') revalidated = true; });
+  let warm = server.keyward.clientInstances.stats();
+  let after = warm;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    revalidated = false;
+    warm = server.keyward.clientInstances.stats();
+    for (const svc of svcs) assert.equal((await token(svc)).status, 200);
+    after = server.keyward.clientInstances.stats();
+    if (!revalidated) break;
+  }
+  assert.equal(revalidated, false, 'three rounds in a row saw the caches revalidated');
   assert.equal(after.misses, warm.misses, 'no Client built again on the second round');
   assert.ok(after.hits - warm.hits >= 120, `every token found its Client cached (${after.hits - warm.hits} hits)`);
   assert.ok(after.size >= 120);
