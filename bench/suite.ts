@@ -17,6 +17,8 @@
  *     on the baseline (oidc-provider refuses to introspect JWTs)
  *   - GET /jwks (10 connections)
  *   - Keyward only: 1, 100, 1,000, 10,000 clients round-robin (ES256, 10 connections)
+ *   - Keyward only: ES256 runs across which the key rotates (admin API) vs runs without
+ *     (BENCH_ROTATION=off skips it); p99, the slowest request, and their ratio
  * Figures: requests/s, p50/p99 latency, requests per server CPU-second (utime+stime from
  * /proc/<pid>/stat of the server process), peak RSS during the run (VmRSS sampled every 100 ms),
  * and Keyward's ratio to the baseline. Results: bench/results/<time>.json and .md (and latest.md).
@@ -54,6 +56,8 @@ interface Target {
   url: string;
   pid: number;
   clients: Credentials[];
+  /** Keyward: an admin-console client (role `admin`), for the rotation scenario. */
+  admin?: Credentials;
 }
 
 /** One wrk run as seen by wrk and by /proc. */
@@ -61,6 +65,8 @@ interface Sample {
   rps: number;
   p50: number;
   p99: number;
+  /** The slowest request of the run (ms). */
+  max: number;
   perCpuSecond: number;
   peakRssMiB: number;
   failures: number;
@@ -113,7 +119,8 @@ async function serveKeyward(databaseUrl: string, clientCount: number): Promise<T
   for (let i = 0; i < clientCount; i += 25) {
     await Promise.all(Array.from({ length: Math.min(25, clientCount - i) }, (_, j) => create(i + j)));
   }
-  return { url, pid: process.pid, clients };
+  const admin = await keyward.clients.create({ client_name: 'bench-admin', grant_types: ['client_credentials'], roles: ['admin'], first_party: true, admin_console: true });
+  return { url, pid: process.pid, clients, admin: { id: admin.client.client_id, secret: admin.client_secret! } };
 }
 
 /** Child: what a user could run instead, oidc-provider with its defaults and a static client. */
@@ -192,8 +199,8 @@ function request()
 end
 function done(summary, latency, requests)
   local e = summary.errors
-  io.write(string.format('WRK_JSON {"requests":%d,"duration_us":%d,"status_errors":%d,"socket_errors":%d,"p50_us":%d,"p99_us":%d}\\n',
-    summary.requests, summary.duration, e.status, e.connect + e.read + e.write + e.timeout, latency:percentile(50), latency:percentile(99)))
+  io.write(string.format('WRK_JSON {"requests":%d,"duration_us":%d,"status_errors":%d,"socket_errors":%d,"p50_us":%d,"p99_us":%d,"max_us":%d}\\n',
+    summary.requests, summary.duration, e.status, e.connect + e.read + e.write + e.timeout, latency:percentile(50), latency:percentile(99), latency.max))
 end
 `;
 
@@ -238,12 +245,13 @@ async function wrk(target: Target, spec: LoadSpec, connections: number, seconds:
   await rm(specFile, { force: true });
   const line = /WRK_JSON (\{.*\})/.exec(out)?.[1];
   if (code !== 0 || !line) throw new Error(`wrk failed (exit ${String(code)}):\n${out}`);
-  const r = JSON.parse(line) as { requests: number; duration_us: number; status_errors: number; socket_errors: number; p50_us: number; p99_us: number };
+  const r = JSON.parse(line) as { requests: number; duration_us: number; status_errors: number; socket_errors: number; p50_us: number; p99_us: number; max_us: number };
   const ok = r.requests - r.status_errors;
   return {
     rps: ok / (r.duration_us / 1e6),
     p50: r.p50_us / 1000,
     p99: r.p99_us / 1000,
+    max: r.max_us / 1000,
     perCpuSecond: cpuSeconds > 0 ? ok / cpuSeconds : 0,
     peakRssMiB: peak,
     failures: r.status_errors + r.socket_errors,
@@ -275,6 +283,55 @@ function tokenSpec(alg: Alg, clients: Credentials[]): LoadSpec {
   };
 }
 
+/** The rotation scenario's figures: runs without a rotation, runs across one, how long each rotation call took. */
+interface Rotation {
+  without: Sample;
+  across: Sample | undefined;
+  rotations: number;
+  rotateMs: number[];
+  refused?: string;
+}
+
+/**
+ * Issue 13 §5, "no cliffs": ES256 tokens at 10 connections, RUNS runs without a rotation and,
+ * interleaved, runs across which the ES256 key rotates (POST /admin/v1/keys/rotate half-way
+ * through; the provider is rebuilt with the new key set). Only the first rotation of a fresh
+ * key set is allowed at once (the next key must have been published for the JWKS max-age
+ * before the one after), so later attempts that answer 409 end the series.
+ */
+async function rotationScenario(k: Target): Promise<Rotation> {
+  const spec = tokenSpec('ES256', k.clients.slice(0, 1));
+  await wrk(k, spec, 10, WARMUP_SECONDS);
+  const without: Sample[] = [];
+  const across: Sample[] = [];
+  const rotateMs: number[] = [];
+  let refused: string | undefined;
+  for (let run = 0; run < RUNS; run++) {
+    without.push(await wrk(k, spec, 10, RUN_SECONDS));
+    if (refused) continue;
+    const { json } = await post(k, '/token', k.admin!, { grant_type: 'client_credentials', resource: `${k.url}/admin` });
+    const running = wrk(k, spec, 10, RUN_SECONDS);
+    await new Promise((resolve) => setTimeout(resolve, (RUN_SECONDS * 1000) / 2));
+    const started = performance.now();
+    const res = await fetch(`${k.url}/admin/v1/keys/rotate`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${String(json.access_token)}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ alg: 'ES256' }),
+    });
+    const took = performance.now() - started;
+    const answer = await res.text();
+    const sample = await running;
+    if (res.status === 200) {
+      across.push(sample);
+      rotateMs.push(took);
+    } else {
+      refused = `rotation ${across.length + 1} answered ${res.status}${res.status === 409 ? ' (too early for the next key)' : `: ${answer.slice(0, 200)}`}`;
+    }
+    console.log(`rotation run ${run + 1}: without p99 ${ms(without.at(-1)!.p99)} ms${res.status === 200 ? `, across a rotation p99 ${ms(sample.p99)} ms max ${ms(sample.max)} ms (rotate call ${took.toFixed(0)} ms)` : `; ${refused!}`}`);
+  }
+  return { without: summarize(without), across: across.length ? summarize(across) : undefined, rotations: across.length, rotateMs, ...(refused ? { refused } : {}) };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Statistics and output
 
@@ -289,6 +346,7 @@ function summarize(samples: Sample[]): Sample {
     rps: median(samples.map((s) => s.rps)),
     p50: median(samples.map((s) => s.p50)),
     p99: median(samples.map((s) => s.p99)),
+    max: median(samples.map((s) => s.max)),
     perCpuSecond: median(samples.map((s) => s.perCpuSecond)),
     peakRssMiB: Math.max(...samples.map((s) => s.peakRssMiB)),
     failures: samples.reduce((n, s) => n + s.failures, 0),
@@ -299,7 +357,7 @@ const f0 = (n: number) => Math.round(n).toLocaleString('en-US');
 const ms = (n: number) => (n < 10 ? n.toFixed(2) : n.toFixed(1));
 const x = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
 
-function markdown(rows: Row[], curve: { clients: number; sample: Sample }[], machine: Record<string, unknown>): string {
+function markdown(rows: Row[], curve: { clients: number; sample: Sample }[], rotation: Rotation | undefined, machine: Record<string, unknown>): string {
   const lines = [
     `Machine: ${String(machine.cpu)}, ${String(machine.cores)} cores, ${String(machine.memGiB)} GiB; Node ${String(machine.node)}; ${String(machine.postgres)}; wrk -t2.`,
     `Load average before/after: ${String(machine.loadBefore)} / ${String(machine.loadAfter)}. Medians of ${RUNS} runs of ${RUN_SECONDS} s; Keyward and baseline alternating.`,
@@ -320,7 +378,16 @@ function markdown(rows: Row[], curve: { clients: number; sample: Sample }[], mac
       lines.push(`| ${f0(clients)} | ${f0(s.rps)} | ${x(s.rps, one.rps)} | ${ms(s.p50)} / ${ms(s.p99)} | ${f0(s.perCpuSecond)} | ${f0(s.peakRssMiB)} |`);
     }
   }
-  const failures = [...rows.flatMap((r) => [r.keyward, r.baseline!]), ...curve.map((c) => c.sample)].reduce((n, s) => n + s.failures, 0);
+  if (rotation) {
+    const w = rotation.without;
+    const a = rotation.across;
+    lines.push('', 'Keyward, client credentials ES256, 10 connections, across a key rotation (POST /admin/v1/keys/rotate half-way through a run; the provider is rebuilt):', '',
+      '| runs | tokens/s | p50 / p99 ms | max ms | p99 vs without |', '|---|---:|---:|---:|---:|',
+      `| without a rotation (${RUNS}) | ${f0(w.rps)} | ${ms(w.p50)} / ${ms(w.p99)} | ${ms(w.max)} | 1.00× |`);
+    if (a) lines.push(`| across a rotation (${rotation.rotations}; rotate call ${rotation.rotateMs.map((t) => t.toFixed(0)).join(', ')} ms) | ${f0(a.rps)} | ${ms(a.p50)} / ${ms(a.p99)} | ${ms(a.max)} | ${x(a.p99, w.p99)} |`);
+    if (rotation.refused) lines.push('', `Further rotations refused: ${rotation.refused}.`);
+  }
+  const failures = [...rows.flatMap((r) => [r.keyward, r.baseline!]), ...curve.map((c) => c.sample), ...(rotation ? [rotation.without, ...(rotation.across ? [rotation.across] : [])] : [])].reduce((n, s) => n + s.failures, 0);
   lines.push('', failures ? `**${failures} failed requests** (non-2xx or socket errors) across all runs.` : 'No failed requests.');
   return lines.join('\n') + '\n';
 }
@@ -415,26 +482,29 @@ async function main(): Promise<void> {
 
     // The client-count curve: Keyward only, every client used in turn.
     const curve: { clients: number; sample: Sample }[] = [];
-    let oneClientRps = 0;
     for (const count of CLIENT_COUNTS) {
       const spec = tokenSpec('ES256', k.clients.slice(0, count));
-      // Warm-up long enough for every client to be used about once.
-      const warm = oneClientRps ? Math.min(30, Math.max(WARMUP_SECONDS, Math.ceil((1.2 * count) / oneClientRps))) : WARMUP_SECONDS;
+      // Every client gets a token once first (a warm-up by time alone leaves some clients cold
+      // on a loaded machine), then the usual warm-up.
+      for (let i = 0; i < count; i += 50) await Promise.all(k.clients.slice(i, Math.min(i + 50, count)).map((c) => token('keyward', k, 'ES256', c)));
+      const warm = WARMUP_SECONDS;
       await wrk(k, spec, 10, warm);
       const runs: Sample[] = [];
       for (let run = 0; run < RUNS; run++) runs.push(await wrk(k, spec, 10, RUN_SECONDS));
       const sample = summarize(runs);
-      if (!oneClientRps) oneClientRps = sample.rps;
       curve.push({ clients: count, sample });
-      console.log(`clients ${f0(count).padStart(6)}: ${f0(sample.rps)} tokens/s p99 ${ms(sample.p99)} ms (warm-up ${warm} s)`);
+      console.log(`clients ${f0(count).padStart(6)}: ${f0(sample.rps)} tokens/s p99 ${ms(sample.p99)} ms (each client once, then ${warm} s warm-up)`);
     }
 
+    const rotation = process.env.BENCH_ROTATION === 'off' ? undefined : await rotationScenario(k);
+    if (rotation?.across) console.log(`rotation: p99 ${ms(rotation.without.p99)} ms without, ${ms(rotation.across.p99)} ms across (${x(rotation.across.p99, rotation.without.p99)})`);
+
     machine.loadAfter = load();
-    const table = markdown(rows, curve, machine);
+    const table = markdown(rows, curve, rotation, machine);
     console.log(`\n${table}`);
     await mkdir(RESULTS, { recursive: true });
     const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
-    const json = { date: new Date().toISOString(), machine, runs: RUNS, runSeconds: RUN_SECONDS, rows, curve, samples: Object.fromEntries(samples), wallSeconds: Math.round((Date.now() - started) / 1000) };
+    const json = { date: new Date().toISOString(), machine, runs: RUNS, runSeconds: RUN_SECONDS, rows, curve, rotation, samples: Object.fromEntries(samples), wallSeconds: Math.round((Date.now() - started) / 1000) };
     await writeFile(path.join(RESULTS, `${stamp}.json`), JSON.stringify(json, null, 2) + '\n');
     await writeFile(path.join(RESULTS, `${stamp}.md`), table);
     await writeFile(path.join(RESULTS, 'latest.md'), table);

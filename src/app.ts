@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type Router from '@koa/router';
+import type Koa from 'koa';
 import type { Configuration } from 'oidc-provider';
 import { adminRouter } from './admin/router.ts';
 import { AuditQuery } from './audit/query.ts';
@@ -9,7 +10,7 @@ import { startAuditRetention } from './audit/retention.ts';
 import type { AuditWriter } from './audit/writer.ts';
 import type { Config } from './config/env.ts';
 import { createDomain, type Domain } from './domain.ts';
-import { createHttpApp } from './http/app.ts';
+import { createHttpApp, type Edge } from './http/app.ts';
 import { ClientCertificates } from './http/client-certificate.ts';
 import { createListener } from './http/listener.ts';
 import { healthRoutes } from './http/health.ts';
@@ -40,6 +41,7 @@ import { LoginThrottle } from './interaction/throttle.ts';
 import { deviceFlowConfiguration } from './interaction/device-pages.ts';
 import { DEVICE_CODE_ATTEMPTS, deviceCodeThrottle } from './interaction/device-throttle.ts';
 import { purgeRateLimits, SharedRateLimit } from './store/rate-limits.ts';
+import { ClientInstances } from './oidc/client-instances.ts';
 import { ProviderHolder } from './oidc/holder.ts';
 import { createProvider } from './oidc/provider.ts';
 import { devicePolling, deviceSessionRecovery } from './oidc/overrides/index.ts';
@@ -79,6 +81,8 @@ export interface Keyward {
   /** Revoked JWT access tokens: written by the token endpoints, read by every verifier. */
   revocations: RevokedTokens;
   provider: ProviderHolder;
+  /** oidc-provider's Client objects, cached across requests and key rotations (tests read its stats). */
+  clientInstances: ClientInstances;
   bootstrap: BootstrapResult | undefined;
   /** Signing keys for operators: list and (emergency) rotation. */
   keyService: KeyService;
@@ -153,6 +157,12 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
     // RFC 8628 §3.5: one token request per interval and device code, across instances.
     const devicePoll = devicePolling(new SharedRateLimit(store.prisma, { prefix: 'device-poll', points: 1, durationMs: config.devicePollIntervalMs }),
       config.devicePollIntervalMs / 1000);
+    // Keyward's edge inside the provider, for the token endpoints (http/app.ts); bound once the http app exists.
+    let providerEdge: Edge = (_ctx, next) => next();
+    // oidc-provider's Client objects, kept across requests and key rotations (client-instances.ts).
+    const clientInstances = new ClientInstances((listener) => changes.subscribe((change) => {
+      if (change.kind === 'client') listener(change.id);
+    }));
     const build = async () => {
       const jwks = providerJwks(await keys.loadUsable());
       const built = createProvider({
@@ -169,6 +179,7 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
         deviceFlowConfiguration({ audit, codeTtlSeconds: Math.round(config.deviceCodeTtlMs / 1000) })] as Partial<Configuration>[],
         use: [deviceSessionRecovery(), deviceThrottle, devicePoll],
         audit, onStoreOutage, federation: federation.authenticator,
+        clientInstances, edge: (ctx, next) => providerEdge(ctx as unknown as Koa.Context, next),
         tokenFingerprint: (value) => hmacSha256(tokenAuditKey, value).toString('base64url'),
         senderConstraints,
       });
@@ -180,6 +191,8 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
       keys, changes, logger,
       rebuild: async () => {
         const next = await build();
+        // The new instance takes requests with the clients the old one served ready (no cold start).
+        await clientInstances.warm((clientId) => next.built.Client.find(clientId));
         provider.swap(next.built, next.jwks);
       },
     });
@@ -222,7 +235,7 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
     }));
     const security = new SecurityMetrics(metrics.registry, {
       audit: () => audit.stats(),
-      caches: { clients: () => clients.cacheStats(), resources: () => resources.cacheStats(), user_roles: () => users.cacheStats() },
+      caches: { clients: () => clients.cacheStats(), client_instances: () => clientInstances.stats(), resources: () => resources.cacheStats(), user_roles: () => users.cacheStats() },
     });
     audit.observe((event) => security.audited(event));
     // A refusal at the edge speaks the format of the endpoint it was sent to.
@@ -231,9 +244,10 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
       if (r.kind === 'page') return refusalPage(ctx, r.status, r.error, r.description, r.headers);
       return oauthAnswer(ctx, r.status, r.error, r.description, r.headers);
     };
-    const app = createHttpApp({
+    const http = createHttpApp({
       issuer: config.issuer, logger, metrics, security, provider, routers, proxyHops: config.proxyHops, rateLimits: config.rateLimits, answer, onStoreOutage,
     });
+    providerEdge = http.providerEdge;
     const stopAuditRetention = startAuditRetention({ prisma: store.prisma, logger, now, retentionMs: config.auditRetentionMs });
 
     // Once at start and then periodically; every instance may purge, the deletes are idempotent.
@@ -253,10 +267,10 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
 
     let server: Server | undefined;
     return {
-      config, store, clients, roles, resources, users, keys, changes, audit, auditTrail, revocations, provider, bootstrap, keyService, keyScheduler, federation,
+      config, store, clients, roles, resources, users, keys, changes, audit, auditTrail, revocations, provider, clientInstances, bootstrap, keyService, keyScheduler, federation,
       reloadKeys: () => keyFollower.reload(),
       async listen() {
-        server = createListener(app, config.tls).listen(config.port, config.host);
+        server = createListener(http.handler, config.tls).listen(config.port, config.host);
         await once(server, 'listening');
         const { port } = server.address() as AddressInfo;
         return { port, url: `${config.tls ? 'https' : 'http'}://127.0.0.1:${port}` };

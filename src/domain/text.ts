@@ -6,6 +6,11 @@
 
 const fatalUtf8 = new TextDecoder('utf-8', { fatal: true });
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+/** The same without the global flag: `test` keeps no state between calls. */
+const HAS_LONE_SURROGATE = new RegExp(LONE_SURROGATE.source);
+/** ASCII without NUL: storable as it is, the common case on every request (checked first). */
+// eslint-disable-next-line no-control-regex -- NUL is exactly what this range leaves out
+const PLAIN_ASCII = /^[\x01-\x7f]*$/;
 
 /** The bytes as a string, or undefined when they are not valid UTF-8 or decode to a NUL. */
 export function decodeStorable(bytes: Uint8Array): string | undefined {
@@ -20,7 +25,8 @@ export function decodeStorable(bytes: Uint8Array): string | undefined {
 
 /** A string PostgreSQL stores as given: no NUL and no lone surrogate (it would become U+FFFD). */
 export function isStorable(text: string): boolean {
-  return !text.includes('\0') && !new RegExp(LONE_SURROGATE.source).test(text);
+  if (PLAIN_ASCII.test(text)) return true;
+  return !text.includes('\0') && !HAS_LONE_SURROGATE.test(text);
 }
 
 /**
@@ -30,6 +36,16 @@ export function isStorable(text: string): boolean {
 export function decodeComponent(component: string): string | undefined {
   const plus = component.replace(/\+/g, ' ');
   if (!plus.includes('%')) return isStorable(plus) ? plus : undefined;
+  if (PLAIN_ASCII.test(plus)) {
+    // Well-formed escapes of valid UTF-8 decode here exactly as below; anything else (a stray
+    // `%`, invalid UTF-8) makes decodeURIComponent throw and takes the byte-by-byte path.
+    try {
+      const decoded = decodeURIComponent(plus);
+      return decoded.includes('\0') ? undefined : decoded;
+    } catch {
+      // fall through
+    }
+  }
   const bytes: number[] = [];
   for (let i = 0; i < plus.length; i++) {
     const c = plus.charCodeAt(i);
@@ -61,6 +77,7 @@ export function unstorableField(encoded: string): string | undefined {
 
 /** Makes any string storable and bounded: NULs and lone surrogates become U+FFFD, then cut to `max`. */
 export function storableText(text: string, max: number): string {
+  if (PLAIN_ASCII.test(text)) return text.length > max ? `${text.slice(0, max)}…` : text;
   const clean = text.replace(LONE_SURROGATE, '\uFFFD').replace(/\0/g, '\uFFFD');
   return clean.length > max ? `${clean.slice(0, max)}…` : clean;
 }

@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type Router from '@koa/router';
 import Koa from 'koa';
 import type { Rate } from '../config/env.ts';
@@ -8,7 +9,7 @@ import type { Metrics, SecurityMetrics } from './metrics.ts';
 import { endpointKind, readProviderBody, refuseUnstorableInput, type EdgeAnswer } from './poison.ts';
 import { rateLimit, type LimitedEndpoint } from './rate-limit.ts';
 import { requestId } from './request-id.ts';
-import { routeOf } from './routes.ts';
+import { directProviderPaths, routeOf } from './routes.ts';
 
 export interface HttpDeps {
   /** The public URL; with https every response carries HSTS. */
@@ -31,29 +32,46 @@ export interface HttpDeps {
 
 const HSTS_MAX_AGE_SECONDS = 365 * 86_400;
 
+export interface HttpApp {
+  /** Keyward's koa app (edge, routers, then oidc-provider). */
+  app: Koa;
+  /** The server's request handler: the token endpoints straight to oidc-provider, the rest to `app`. */
+  handler: (req: IncomingMessage, res: ServerResponse) => void;
+  /**
+   * Keyward's edge for the requests `handler` sends straight to oidc-provider: installed as the
+   * provider's outermost middleware (ProviderDeps.edge), a no-op for every other path.
+   */
+  providerEdge: Edge;
+}
+
+/** A middleware that always answers a promise (what the provider's `use` is given). */
+export type Edge = (ctx: Koa.Context, next: () => Promise<void>) => Promise<void>;
+
 /** The koa app: Keyward's routes first, then everything else goes to oidc-provider. */
-export function createHttpApp(deps: HttpDeps): Koa {
+export function createHttpApp(deps: HttpDeps): HttpApp {
   // Trusting X-Forwarded-For without a proxy would let any client pick the IP that login
   // throttling and audit see; with N proxies the Nth address from the right is the client.
   const app = new Koa({ proxy: deps.proxyHops > 0, maxIpsCount: deps.proxyHops });
   app.silent = true;
   app.on('error', (error: Error) => deps.logger.error({ err: loggedError(error) }, 'http error'));
 
-  app.use(requestId());
-  app.use(deps.metrics.middleware(routeOf));
+  // The edge: what every request passes first, in Keyward's app or (token endpoints) in the provider's.
+  const edge: Koa.Middleware[] = [];
+  edge.push(requestId());
+  edge.push(deps.metrics.middleware(routeOf));
   if (new URL(deps.issuer).protocol === 'https:') {
     // RFC 6797: browsers that once reached the issuer over TLS never fall back to plain http,
     // where cookies and codes could be read. Set before oidc-provider writes to the same response.
-    app.use(async (ctx, next) => {
+    edge.push(async (ctx, next) => {
       ctx.set('Strict-Transport-Security', `max-age=${HSTS_MAX_AGE_SECONDS}`);
       await next();
     });
   }
-  app.use(async (ctx, next) => {
+  edge.push(async (ctx, next) => {
     await next();
     deps.security.answered(routeOf(ctx), ctx.status);
   });
-  app.use(async (ctx, next) => {
+  edge.push(async (ctx, next) => {
     try {
       await next();
     } catch (error) {
@@ -74,24 +92,60 @@ export function createHttpApp(deps: HttpDeps): Koa {
       ctx.body = { type: 'about:blank', title: 'Internal Server Error', status: 500 };
     }
   });
-  app.use(refuseUnstorableInput(deps.answer, (kind) => deps.security.refusedInput(kind)));
-  if (deps.rateLimits) app.use(rateLimit(deps.rateLimits, deps.answer, (endpoint) => deps.security.rateLimited(endpoint)));
+  edge.push(refuseUnstorableInput(deps.answer, (kind) => deps.security.refusedInput(kind)));
+  if (deps.rateLimits) edge.push(rateLimit(deps.rateLimits, deps.answer, (endpoint) => deps.security.rateLimited(endpoint)));
+  for (const middleware of edge) app.use(middleware);
+  // oidc-provider is a koa app of its own: it gets the raw request, its body read and checked here.
+  const checkBody = async (ctx: Koa.Context): Promise<boolean> => {
+    const read = await readProviderBody(ctx);
+    if (read && 'refuse' in read) {
+      const kind = endpointKind(ctx.path);
+      deps.security.refusedInput(kind);
+      deps.answer(ctx, { status: 400, kind, error: 'invalid_request', description: read.refuse });
+      return false;
+    }
+    // oidc-provider reads an already consumed body from `req.body` (lib/shared/selective_body.js).
+    if (read) (ctx.req as typeof ctx.req & { body?: Buffer }).body = read.body;
+    return true;
+  };
   for (const router of deps.routers) {
     app.use(router.routes());
     app.use(router.allowedMethods());
   }
   app.use(async (ctx) => {
-    const read = await readProviderBody(ctx);
-    if (read && 'refuse' in read) {
-      const kind = endpointKind(ctx.path);
-      deps.security.refusedInput(kind);
-      return deps.answer(ctx, { status: 400, kind, error: 'invalid_request', description: read.refuse });
-    }
-    // oidc-provider reads an already consumed body from `req.body` (lib/shared/selective_body.js).
-    if (read) (ctx.req as typeof ctx.req & { body?: Buffer }).body = read.body;
-    // oidc-provider is a koa app of its own; hand it the raw request.
+    if (!(await checkBody(ctx))) return;
     ctx.respond = false;
     await deps.provider.handler(ctx.req, ctx.res);
   });
-  return app;
+
+  // The token endpoints, which no Keyward router serves (directProviderPaths), go to oidc-provider
+  // straight from the socket: one koa context per request, the edge running inside the provider's.
+  const direct = directProviderPaths(deps.routers);
+  const directEdge = chain([...edge, async (ctx, next) => {
+    if (await checkBody(ctx)) await next();
+  }]);
+  const keyward = app.callback();
+  return {
+    app,
+    handler: (req, res) => void (direct.has(pathOf(req.url)) ? deps.provider.handler(req, res) : keyward(req, res)),
+    providerEdge: (ctx, next) => (direct.has(ctx.path) ? directEdge(ctx, next) : next()),
+  };
+}
+
+/** The path of a request target, as koa's `ctx.path` reads it (no decoding). */
+function pathOf(url: string | undefined): string {
+  if (!url) return '/';
+  const query = url.indexOf('?');
+  return query < 0 ? url : url.slice(0, query);
+}
+
+/** Runs `middleware` in order, then `next` (koa's own composition, for a chain inside another app). */
+function chain(middleware: readonly Koa.Middleware[]): Edge {
+  return (ctx, next) => {
+    const step = async (i: number): Promise<void> => {
+      if (i < middleware.length) await middleware[i]!(ctx, () => step(i + 1));
+      else await next();
+    };
+    return step(0);
+  };
 }

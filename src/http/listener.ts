@@ -1,6 +1,5 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type Koa from 'koa';
 import type { TlsConfig } from '../config/tls.ts';
 
 /**
@@ -10,9 +9,7 @@ import type { TlsConfig } from '../config/tls.ts';
  * only tls_client_auth looks at. self_signed_tls_client_auth and certificate-bound tokens use
  * any certificate the client proves it holds.
  */
-export function createListener(app: Koa, tls: TlsConfig | undefined): Server {
-  const callback = app.callback();
-  const handle = (req: IncomingMessage, res: ServerResponse) => void callback(req, res);
+export function createListener(handle: (req: IncomingMessage, res: ServerResponse) => void, tls: TlsConfig | undefined): Server {
   if (!tls) return createHttpServer(handle);
   return createHttpsServer({
     cert: tls.cert,

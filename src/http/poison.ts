@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import type Koa from 'koa';
 import { decodeComponent, decodeStorable, unstorableField } from '../domain/text.ts';
 
@@ -84,26 +85,20 @@ export function refuseUnstorableInput(answer: EdgeAnswer, refused: (kind: Endpoi
  * reason to refuse. Only the two body types oidc-provider parses are read.
  */
 export async function readProviderBody(ctx: Koa.Context): Promise<{ body: Buffer } | { refuse: string } | undefined> {
-  const form = ctx.is('application/x-www-form-urlencoded');
-  const json = ctx.is('application/json');
-  if (!form && !json) return undefined;
+  const type = ctx.is('application/x-www-form-urlencoded', 'application/json');
+  if (!type) return undefined;
+  const form = type === 'application/x-www-form-urlencoded';
   if (!ctx.request.length && !ctx.get('transfer-encoding')) return undefined;
   if ((ctx.request.length ?? 0) > PROVIDER_BODY_LIMIT) {
     ctx.set('Connection', 'close');
     return { refuse: `the request body exceeds ${PROVIDER_BODY_LIMIT} bytes` };
   }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > PROVIDER_BODY_LIMIT) {
-      // The rest is never read; closing keeps it from being parsed as the next request.
-      ctx.set('Connection', 'close');
-      return { refuse: `the request body exceeds ${PROVIDER_BODY_LIMIT} bytes` };
-    }
-    chunks.push(chunk);
+  const body = await readBody(ctx.req, PROVIDER_BODY_LIMIT);
+  if (!body) {
+    // The rest is never read; closing keeps it from being parsed as the next request.
+    ctx.set('Connection', 'close');
+    return { refuse: `the request body exceeds ${PROVIDER_BODY_LIMIT} bytes` };
   }
-  const body = Buffer.concat(chunks, size);
   const text = decodeStorable(body);
   if (text === undefined) return { refuse: `the request body ${NOT_TEXT}` };
   if (form) {
@@ -113,4 +108,48 @@ export async function readProviderBody(ctx: Koa.Context): Promise<{ body: Buffer
     return { refuse: 'the request body contains NUL' };
   }
   return { body };
+}
+
+/**
+ * The whole body, or undefined past `limit` bytes (reading stops there). Listeners rather than
+ * an async iterator: this runs for every token request, and the iterator costs a few promises
+ * and objects per chunk. Fails like the stream when the request is aborted.
+ */
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const stop = (): void => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      req.off('close', onClose);
+    };
+    function onData(chunk: Buffer): void {
+      size += chunk.length;
+      if (size > limit) {
+        stop();
+        req.pause();
+        resolve(undefined);
+      } else {
+        chunks.push(chunk);
+      }
+    }
+    function onEnd(): void {
+      stop();
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+    }
+    function onError(error: Error): void {
+      stop();
+      reject(error);
+    }
+    function onClose(): void {
+      stop();
+      reject(Object.assign(new Error('the request was aborted before its body ended'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }));
+    }
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+    req.on('close', onClose);
+  });
 }

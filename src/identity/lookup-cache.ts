@@ -46,6 +46,12 @@ export class LookupCache<V extends object> {
   }
 
   async get(key: string): Promise<V | undefined> {
+    // The hot path: a held entry (lru-cache's `get` skips a load in flight and an expired absence).
+    const held = this.#lru.get(key);
+    if (held !== undefined) {
+      this.#hits += 1;
+      return held === ABSENT ? undefined : held as V;
+    }
     const status: LRUCache.Status<string, V | typeof ABSENT> = {};
     const value = await this.#lru.fetch(key, { status });
     if (status.fetch === 'hit' || status.fetch === 'inflight') this.#hits += 1;

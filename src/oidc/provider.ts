@@ -1,14 +1,15 @@
 import type { JWK } from 'jose';
-import Provider, { type Configuration, type JWKS } from 'oidc-provider';
+import Provider, { type Configuration, type JWKS, type KoaContextWithOIDC } from 'oidc-provider';
 import type { ClientService } from '../identity/clients/index.ts';
 import type { ResourceService } from '../identity/resources.ts';
 import type { RoleService } from '../identity/roles.ts';
 import { claimsConfiguration, type ClaimDeps } from './claims.ts';
 import { clientAssertionConfiguration } from './client-assertion.ts';
+import type { ClientInstances } from './client-instances.ts';
 import { ClientAdapter, clientConfiguration, oidcScopesOf } from './clients.ts';
 import { AccessTokenVerifier } from './jwt/access-token.ts';
 import type { RevocationList } from './jwt/revocation-list.ts';
-import { installOverrides, InternalAssertionKey, internalAssertionReplay, oneTimeRequestUri, privateNetworkFetch, type FederatedClientAuth, type PageHeaders } from './overrides/index.ts';
+import { installClientFind, installOverrides, InternalAssertionKey, internalAssertionReplay, oneTimeRequestUri, privateNetworkFetch, type FederatedClientAuth, type PageHeaders } from './overrides/index.ts';
 import { policyConfiguration } from './policy.ts';
 import { refreshRotationConfiguration } from './refresh-rotation.ts';
 import { resourceConfiguration, resourceServerInfo } from './resources.ts';
@@ -63,6 +64,10 @@ export interface ProviderDeps {
   tokenSize?: TokenSizeWatch;
   /** Middleware installed with `provider.use` (e.g. the device user-code throttle), in order. */
   use?: Middleware[];
+  /** Keyward's edge middleware for the requests sent to the provider straight from the socket (http/app.ts); outermost. */
+  edge?: (ctx: KoaContextWithOIDC, next: () => Promise<void>) => Promise<void>;
+  /** Keyward's cache of Client objects (client-instances.ts); without it oidc-provider's own lookup. */
+  clientInstances?: ClientInstances;
 }
 
 type Part = Partial<Configuration>;
@@ -115,12 +120,14 @@ export function createProvider(deps: ProviderDeps): Provider {
   // Behind a TLS-terminating load balancer the issuer is https while the socket is not.
   provider.proxy = (deps.proxyHops ?? 0) > 0;
   provider.maxIpsCount = deps.proxyHops ?? 0;
+  if (deps.edge) provider.use(deps.edge);
   answerStoreOutage(provider, deps.onStoreOutage);
   const verifier = new AccessTokenVerifier(deps.issuer, deps.jwks.keys as JWK[], deps.now);
   registerTokenExchange(provider, {
     issuer: deps.issuer, verifier, revocations: deps.revocations, links: deps.exchangeLinks, clients: deps.clients,
     roles: deps.roles, resources: deps.resources, userRoles: deps.userRoles, accountExists: deps.accountExists, now: deps.now, audit: deps.audit,
   });
+  if (deps.clientInstances) installClientFind(provider, deps.clientInstances.create());
   installOverrides(provider, {
     issuer: deps.issuer,
     pageHeaders: deps.pageHeaders,

@@ -132,6 +132,52 @@ test('the installed oidc-provider is the 9.13 minor the overrides were verified 
   assert.match(pkg.version, /^9\.13\./, 're-verify every assumption in src/oidc/overrides/index.ts, then update this test and the header');
 });
 
+// --- client-find.ts ----------------------------------------------------------------------
+
+test('oidc-provider 9.x: Client.find answers the same Client object for unchanged adapter metadata, a new one once it changes (why client-find.ts may keep Clients)', async () => {
+  let metadata: ClientMetadata = { client_id: 'dyn', client_secret: SECRET, grant_types: ['client_credentials'], response_types: [], redirect_uris: [] };
+  const memory = new Map<string, unknown>();
+  const provider = new Provider('http://127.0.0.1:1', {
+    jwks,
+    features: { devInteractions: { enabled: false }, clientCredentials: { enabled: true } },
+    adapter: (name: string) => ({
+      find: async (id: string) => (name === 'Client' ? (id === 'dyn' ? { ...metadata } : undefined) : memory.get(`${name}:${id}`)),
+      upsert: async (id: string, payload: unknown) => { memory.set(`${name}:${id}`, payload); },
+      findByUid: async () => undefined, findByUserCode: async () => undefined, consume: async () => undefined,
+      destroy: async () => undefined, revokeByGrantId: async () => undefined,
+    }) as never,
+  });
+  const first = await provider.Client.find('dyn');
+  assert.ok(first);
+  assert.equal(await provider.Client.find('dyn'), first, 'oidc-provider itself reuses one Client across lookups');
+  metadata = { ...metadata, grant_types: ['authorization_code'], response_types: ['code'], redirect_uris: ['https://app.example/cb'] };
+  const changed = await provider.Client.find('dyn');
+  assert.notEqual(changed, first);
+  assert.deepEqual(changed?.grantTypes, ['authorization_code']);
+  assert.equal(await provider.Client.find('missing'), undefined);
+});
+
+test('oidc-provider 9.x: client authentication at the token endpoint looks the client up through provider.Client.find, awaited (what client-find.ts replaces)', async () => {
+  observe();
+  const Client = bare.provider.Client;
+  const original = Object.getOwnPropertyDescriptor(Client, 'find');
+  assert.equal(typeof original?.value, 'function');
+  const asked: string[] = [];
+  const find = Client.find.bind(Client);
+  Client.find = async (id: string) => {
+    asked.push(id);
+    return find(id);
+  };
+  try {
+    assert.equal((await token({ grant_type: 'client_credentials', resource: API })).status, 200);
+    assert.deepEqual(asked, ['service']);
+    Client.find = async () => undefined;
+    assert.equal((await token({ grant_type: 'client_credentials', resource: API })).status, 401, 'nothing else is consulted: no client found, no token');
+  } finally {
+    Object.defineProperty(Client, 'find', original!);
+  }
+});
+
 // --- client-secret.ts --------------------------------------------------------------------
 
 test('oidc-provider 9.x: Client.prototype.compareClientSecret exists and is what client_secret_basic and client_secret_post authentication calls, awaited', async () => {

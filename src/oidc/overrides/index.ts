@@ -56,6 +56,9 @@
  * - A failed `POST /device` without a live session makes `ensureSessionSave`
  *   (lib/helpers/initialize_app.js) throw `TypeError: persist can only be called on previously
  *   persisted Sessions` after the error page rendered. → device-session.ts
+ * - `Client.find(id)` (lib/models/client.js, static, per Provider) is how every caller looks a
+ *   client up (all await it), and the Client it answers is reused across requests (its own
+ *   LRU); a Client built from unchanged metadata is interchangeable. → client-find.ts
  * - `fetchRequest` (lib/helpers/fetch_request.js) sets `options.dispatcher` to its SSRF-guarded
  *   undici Agent, then calls the `fetch` configuration with those options. → private-fetch.ts
  *
@@ -76,6 +79,7 @@ import { installFederatedJwt, type FederatedClientAuth, type InternalAssertionKe
 
 export { SECRET_PLACEHOLDER } from './client-secret.ts';
 export { federatedAuthenticationOf, InternalAssertionKey, internalAssertionReplay, JWT_BEARER, type FederatedClientAuth } from './federated-jwt.ts';
+export { installClientFind } from './client-find.ts';
 export { oneTimeRequestUri } from './one-time-request-uri.ts';
 export { privateNetworkFetch } from './private-fetch.ts';
 export { deviceFormFields, type DeviceFormFields } from './device-forms.ts';
