@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import os from 'node:os';
 import { z } from 'zod';
 import { DURATION_FORM, parseDuration } from './duration.ts';
 import { CHOSEN_CLIENT_ID_MIN, CLIENT_ID } from '../identity/ids.ts';
@@ -105,6 +106,7 @@ const schema = z.object({
   KEYWARD_DB_STATEMENT_TIMEOUT: duration.default(5_000),
   KEYWARD_DB_POOL_SIZE: z.coerce.number().int().min(2).max(200).default(10),
   KEYWARD_CACHE_MAX_STALENESS: duration.default(5 * 60_000),
+  KEYWARD_WORKERS: z.string().regex(/^(auto|[1-9]\d{0,2})$/, 'expected auto (one per core) or a number of worker processes from 1 to 999').default('1'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -147,6 +149,8 @@ export interface Config {
   db: { connectTimeoutMs: number; statementTimeoutMs: number; poolSize: number };
   /** How long cached clients, roles and resources stay in use without word from the store (LISTEN down). */
   cacheMaxStalenessMs: number;
+  /** KEYWARD_WORKERS: HTTP worker processes sharing the port (node:cluster); 1 = no cluster. */
+  workers: number;
   logLevel: z.infer<typeof schema>['LOG_LEVEL'];
 }
 
@@ -195,6 +199,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`invalid ${fromFile.has(variable) ? `${variable}_FILE` : variable}: ${issue.message}`);
   }
   const e = parsed.data;
+  const workers = e.KEYWARD_WORKERS === 'auto' ? os.availableParallelism() : Number(e.KEYWARD_WORKERS);
+  if (workers > 1 && e.DATABASE_URL === undefined) {
+    throw new ConfigError(`invalid KEYWARD_WORKERS: ${workers} workers need PostgreSQL (DATABASE_URL); the embedded PGlite store serves one process`);
+  }
   if ((e.KEYWARD_BOOTSTRAP_ADMIN_CLIENT_ID === undefined) !== (e.KEYWARD_BOOTSTRAP_ADMIN_CLIENT_SECRET === undefined)) {
     throw new ConfigError('invalid KEYWARD_BOOTSTRAP_ADMIN_CLIENT_SECRET: set both KEYWARD_BOOTSTRAP_ADMIN_CLIENT_ID and KEYWARD_BOOTSTRAP_ADMIN_CLIENT_SECRET, or neither');
   }
@@ -228,6 +236,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     auditLogLevel: e.KEYWARD_AUDIT_LOG,
     db: { connectTimeoutMs: e.KEYWARD_DB_CONNECT_TIMEOUT, statementTimeoutMs: e.KEYWARD_DB_STATEMENT_TIMEOUT, poolSize: e.KEYWARD_DB_POOL_SIZE },
     cacheMaxStalenessMs: e.KEYWARD_CACHE_MAX_STALENESS,
+    workers,
     logLevel: e.LOG_LEVEL,
   };
 }
