@@ -10,6 +10,7 @@ import type { AuditWriter } from './audit/writer.ts';
 import type { Config } from './config/env.ts';
 import { createDomain } from './domain.ts';
 import { createHttpApp } from './http/app.ts';
+import { clusterExposition } from './http/cluster.ts';
 import { healthRoutes } from './http/health.ts';
 import { Metrics, SecurityMetrics } from './http/metrics.ts';
 import { oauthAnswer, type EdgeAnswer } from './http/poison.ts';
@@ -185,6 +186,7 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
     const routers: Router[] = [healthRoutes({
       metrics, ping: () => store.ping(), signingAlgs: config.signingAlgs, activeAlgs: () => provider.signingAlgs,
       metricsToken: config.metricsToken,
+      exposition: options.workerId === undefined ? undefined : clusterExposition(metrics.registry),
     })];
     routers.push(jwksCacheRoutes(jwksMaxAgeSeconds(config.keyRotationIntervalMs), (ctx) => jwksConsumers.record(ctx.ip, ctx.get('user-agent'))), discoveryCacheRoutes());
     const throttle = new LoginThrottle(new LoginThrottleCounters(store.prisma), now);

@@ -1,4 +1,6 @@
 import cluster, { type Worker } from 'node:cluster';
+import { randomUUID } from 'node:crypto';
+import { AggregatorRegistry, type Registry } from 'prom-client';
 import { errorFields, type Logger } from '../log/logger.ts';
 
 /**
@@ -23,6 +25,44 @@ export function clusterWorkerId(): number | undefined {
 /** Whether this process is the one that runs the periodic jobs (every process outside a cluster). */
 export function runsPeriodicJobs(workerId: number | undefined): boolean {
   return workerId === undefined || workerId === 1;
+}
+
+const METRICS_REQUEST = 'keyward:metrics-request';
+const METRICS_REPLY = 'keyward:metrics';
+const METRICS_TIMEOUT_MS = 5_000;
+
+interface MetricsRequest { type: typeof METRICS_REQUEST; id: string }
+interface MetricsReply { type: typeof METRICS_REPLY; id: string; text?: string; error?: string }
+
+/**
+ * In a worker: /metrics shows the whole deployment, not the worker that happens to answer.
+ * The worker asks the primary, which gathers every worker's registry (prom-client
+ * AggregatorRegistry: counters and histograms summed, gauges summed unless they say otherwise).
+ */
+export function clusterExposition(registry: Registry): () => Promise<string> {
+  AggregatorRegistry.setRegistries([registry]);
+  // Constructing one installs prom-client's answer to the primary's requests in this worker.
+  new AggregatorRegistry();
+  const pending = new Map<string, { resolve: (text: string) => void; reject: (error: Error) => void }>();
+  process.on('message', (message: Partial<MetricsReply>) => {
+    if (message?.type !== METRICS_REPLY || !message.id) return;
+    const waiting = pending.get(message.id);
+    pending.delete(message.id);
+    if (message.text !== undefined) waiting?.resolve(message.text);
+    else waiting?.reject(new Error(message.error ?? 'metrics unavailable'));
+  });
+  return () => new Promise<string>((resolve, reject) => {
+    const id = randomUUID();
+    const timer = setTimeout(() => {
+      pending.delete(id);
+      reject(new Error('the primary did not send the metrics in time'));
+    }, METRICS_TIMEOUT_MS + 1_000);
+    pending.set(id, {
+      resolve: (text) => { clearTimeout(timer); resolve(text); },
+      reject: (error) => { clearTimeout(timer); reject(error); },
+    });
+    process.send!({ type: METRICS_REQUEST, id } satisfies MetricsRequest);
+  });
 }
 
 export interface PrimaryOptions {
@@ -129,6 +169,16 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
     }, options.shutdownTimeoutMs + STOP_MARGIN_MS);
     deadline.unref();
   };
+
+  const aggregator = new AggregatorRegistry();
+  cluster.on('message', (worker: Worker, message: Partial<MetricsRequest>) => {
+    if (message?.type !== METRICS_REQUEST || !message.id) return;
+    const id = message.id;
+    aggregator.clusterMetrics().then(
+      (text) => worker.send({ type: METRICS_REPLY, id, text } satisfies MetricsReply),
+      (error: Error) => worker.send({ type: METRICS_REPLY, id, error: error.message } satisfies MetricsReply),
+    );
+  });
 
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));

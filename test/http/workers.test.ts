@@ -128,6 +128,21 @@ describe('KEYWARD_WORKERS=2: one port, two worker processes', { skip }, () => {
     assert.deepEqual([...seen].sort(), ['1', '2']);
   });
 
+  test('/metrics shows the whole deployment whichever worker answers (summed in the primary)', async () => {
+    const discoveries = (text: string) => text.split('\n')
+      .filter((l) => l.startsWith('keyward_http_request_duration_seconds_count') && l.includes('openid-configuration'))
+      .reduce((n, l) => n + Number(l.split(' ').at(-1)), 0);
+    const byWorker = new Map<string, number>();
+    await until('/metrics from both workers', async () => {
+      const answer = await request('GET', '/metrics');
+      assert.equal(answer.status, 200, answer.body);
+      byWorker.set(answer.worker!, discoveries(answer.body));
+      return byWorker.size === 2;
+    }, 5_000);
+    // The previous test made 10 discovery requests, spread over both workers.
+    assert.deepEqual([...byWorker.values()], [10, 10]);
+  });
+
   test('a client disabled through the admin API is refused by every worker within 2 s (NOTIFY)', async () => {
     const admin = await tokenRequest(ADMIN_ID, ADMIN_SECRET, `${base}/admin`);
     assert.equal(admin.status, 200, admin.body);
