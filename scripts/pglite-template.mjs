@@ -5,6 +5,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
+import process from 'node:process';
+import { Buffer } from 'node:buffer';
 
 const require = createRequire(import.meta.url);
 try {

@@ -17,8 +17,8 @@ import { PGlite, type PGliteOptions } from '@electric-sql/pglite';
  * `initdb` makes; migrations run on it as on any new store.
  *
  * `shared_buffers` is 16 MB instead of initdb's 128 MB (below). Left at PGlite's defaults,
- * measured as not worth changing: `initialMemory` (128 MiB of WebAssembly memory reserved,
- * only touched pages count towards RSS), extensions (none are loaded), `work_mem`, and
+ * measured as not worth changing: `initialMemory` (the WebAssembly module refuses less than
+ * its default 128 MiB; only touched pages count towards RSS), extensions (none are loaded), `work_mem`, and
  * `relaxedDurability` (only affects browser file systems; on Node every write reaches the
  * data directory as it happens).
  */
