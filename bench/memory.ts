@@ -3,10 +3,10 @@
  * 1M tokens, no growth that does not level off). Keyward runs in a child process on PostgreSQL
  * (a scratch database), production-like (roles, audit, caches on, LOG_LEVEL=info to /dev/null,
  * rate limits off); autocannon (10 connections) asks for BENCH_TOKENS tokens (default 1,000,000)
- * in steps of 100,000, and VmRSS of the server is sampled after each step.
+ * in steps of BENCH_STEP (100,000), and VmRSS of the server is sampled after each step.
  *
  *   npm run bench:memory                         # DATABASE_URL defaults to postgres://postgres@127.0.0.1:5432/postgres
- *   BENCH_TOKENS=200000 npm run bench:memory
+ *   BENCH_TOKENS=200000 npm run bench:memory    (BENCH_STEP sets the sampling step)
  */
 import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -19,7 +19,7 @@ import pg from 'pg';
 import { onFreshPort } from '../test/support/net.ts';
 
 const TOKENS = Number(process.env.BENCH_TOKENS ?? 1_000_000);
-const STEP = 100_000;
+const STEP = Number(process.env.BENCH_STEP ?? 100_000);
 const KEK = Buffer.alloc(32, 9).toString('base64');
 const RESOURCE = 'https://orders.bench';
 
