@@ -7,7 +7,9 @@
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npm run bench:login
  *
  * Prints successful logins/s at concurrency 4 and the median time of one login (concurrency 1),
- * each as the median of 3 runs. The server runs in a child process of its own; argon2id
+ * each as the median of 3 runs, first with 100 users, then with 100,000 (BENCH_USERS_LARGE;
+ * seeded by one bulk INSERT, all sharing one argon2id hash computed once), and the ratio.
+ * Each login picks a user at random from all of them. The server runs in a child process of its own; argon2id
  * verification (the login's dominant cost) runs on libuv's thread pool (4 threads by default).
  */
 import { fork } from 'node:child_process';
@@ -20,19 +22,34 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { onFreshPort } from '../test/support/net.ts';
 
-const RUNS = 3;
+const RUNS = Number(process.env.RUNS ?? 3);
 const CONCURRENCY = 4;
-const RUN_SECONDS = 10;
-const SINGLE_LOGINS = 25;
-const USERS = 8;
+const RUN_SECONDS = Number(process.env.RUN_SECONDS ?? 10);
+const SINGLE_LOGINS = Number(process.env.SINGLE_LOGINS ?? 25);
+const USERS = 100;
+const USERS_LARGE = Number(process.env.BENCH_USERS_LARGE ?? 100_000);
 const KEK = Buffer.alloc(32, 9).toString('base64');
 const REDIRECT_URI = 'http://127.0.0.1:9/cb';
 
 interface Target {
   url: string;
   clientId: string;
-  users: { username: string; password: string }[];
+  /** Every user is bench<i> for i < userCount, all with this password. */
+  password: string;
+  userCount: number;
   argon2: string;
+}
+
+/** Adds users bench<from>…bench<to - 1>, 10,000 a statement (each within the statement timeout), with their role. */
+async function seedUsers(sql: { exec(text: string): Promise<unknown> }, from: number, to: number, hash: string): Promise<void> {
+  // The hash is argon2id's PHC string ([A-Za-z0-9$=,+/]): safe inside a literal; checked anyway.
+  if (!/^[A-Za-z0-9$=,+/.-]+$/.test(hash)) throw new Error('unexpected hash form');
+  for (let start = from; start < to; start += 10_000) {
+    const end = Math.min(to, start + 10_000) - 1;
+    await sql.exec(`WITH added AS (INSERT INTO users (id, username, password_hash, updated_at)
+      SELECT gen_random_uuid(), 'bench' || g, '${hash}', now() FROM generate_series(${start}, ${end}) g RETURNING id)
+      INSERT INTO user_roles (user_id, role_name) SELECT id, 'staff' FROM added`);
+  }
 }
 
 
@@ -60,19 +77,24 @@ async function serve(databaseUrl: string | undefined, dataDir: string): Promise<
     return { keyward, url };
   });
   await keyward.store.prisma.role.upsert({ where: { name: 'staff' }, create: { name: 'staff' }, update: {} });
-  const users: Target['users'] = [];
-  for (let i = 0; i < USERS; i++) {
-    const username = `bench${i}`;
-    const password = randomBytes(12).toString('base64url');
-    await keyward.store.prisma.user.create({ data: { username, passwordHash: await hashPassword(password), roles: { create: [{ roleName: 'staff' }] } } });
-    users.push({ username, password });
-  }
+  const password = randomBytes(12).toString('base64url');
+  const hash = await hashPassword(password);
+  await seedUsers(keyward.store.sql, 0, USERS, hash);
+  // Asked by the parent between the two measurements: grow to USERS_LARGE users.
+  process.on('message', (message: { grow?: number }) => {
+    if (!message.grow) return;
+    const started = Date.now();
+    void seedUsers(keyward.store.sql, USERS, message.grow, hash).then(
+      () => process.send!({ grown: message.grow, ms: Date.now() - started }),
+      (error: Error) => process.send!({ error: error.message }),
+    );
+  });
   const { client } = await keyward.clients.create({
     client_name: 'bench', grant_types: ['authorization_code', 'refresh_token'], redirect_uris: [REDIRECT_URI],
     token_endpoint_auth_method: 'none', first_party: true,
   });
   const { memoryCost, timeCost, parallelism } = PASSWORD_PARAMS;
-  return { url, clientId: client.client_id, users, argon2: `argon2id m=${memoryCost} KiB (${(memoryCost / 1024).toFixed(0)} MiB), t=${timeCost}, p=${parallelism}` };
+  return { url, clientId: client.client_id, password, userCount: USERS, argon2: `argon2id m=${memoryCost} KiB (${(memoryCost / 1024).toFixed(0)} MiB), t=${timeCost}, p=${parallelism}` };
 }
 
 /** The cookies a browser would keep for one login (paths ignored: names are unique enough here). */
@@ -93,7 +115,7 @@ class CookieJar {
 }
 
 /** One complete login; resolves with the token response status (200 = success). */
-async function login(target: Target, user: Target['users'][number]): Promise<boolean> {
+async function login(target: Target, user: { username: string; password: string }): Promise<boolean> {
   const jar = new CookieJar();
   const go = async (url: string, init: RequestInit = {}) => {
     const res = await fetch(new URL(url, target.url), { ...init, redirect: 'manual', headers: { ...(init.headers as Record<string, string>), cookie: jar.header() } });
@@ -138,14 +160,16 @@ async function login(target: Target, user: Target['users'][number]): Promise<boo
   return token.status === 200 && Boolean(body.id_token);
 }
 
+const randomUser = (target: Target) => ({ username: `bench${Math.floor(Math.random() * target.userCount)}`, password: target.password });
+
 async function throughput(target: Target): Promise<{ perSecond: number; failed: number }> {
   const deadline = Date.now() + RUN_SECONDS * 1000;
   let ok = 0;
   let failed = 0;
   const start = Date.now();
-  await Promise.all(Array.from({ length: CONCURRENCY }, async (_, worker) => {
+  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
     while (Date.now() < deadline) {
-      if (await login(target, target.users[worker % target.users.length]!)) ok++;
+      if (await login(target, randomUser(target))) ok++;
       else failed++;
     }
   }));
@@ -156,7 +180,7 @@ async function single(target: Target): Promise<number> {
   const times: number[] = [];
   for (let i = 0; i < SINGLE_LOGINS; i++) {
     const startedAt = performance.now();
-    if (!(await login(target, target.users[0]!))) throw new Error('login failed');
+    if (!(await login(target, randomUser(target)))) throw new Error('login failed');
     times.push(performance.now() - startedAt);
   }
   return median(times);
@@ -189,18 +213,29 @@ async function main(): Promise<void> {
   });
   try {
     const [target] = (await once(child, 'message')) as [Target];
-    console.log(`store: ${base ? 'PostgreSQL' : 'PGlite'}; password hashing: ${target.argon2}; ${os.cpus().length} CPUs`);
+    console.log(`store: ${base ? 'PostgreSQL' : 'PGlite'}; password hashing: ${target.argon2}; ${os.cpus().length} CPUs; load average ${os.loadavg()[0]!.toFixed(1)}`);
     await throughput({ ...target }); // warm-up (JIT, connection pool, dummy hash)
-    const rates: number[] = [];
-    const singles: number[] = [];
-    for (let run = 1; run <= RUNS; run++) {
-      const { perSecond, failed } = await throughput(target);
-      const one = await single(target);
-      rates.push(perSecond);
-      singles.push(one);
-      console.log(`run ${run}: ${perSecond.toFixed(1)} logins/s at concurrency ${CONCURRENCY}${failed ? ` (${failed} failed)` : ''}; one login median ${one.toFixed(1)} ms`);
-    }
-    console.log(`median of ${RUNS}: ${median(rates).toFixed(1)} logins/s at concurrency ${CONCURRENCY}; one login ${median(singles).toFixed(1)} ms`);
+    const measure = async (label: string) => {
+      const rates: number[] = [];
+      const singles: number[] = [];
+      for (let run = 1; run <= RUNS; run++) {
+        const { perSecond, failed } = await throughput(target);
+        const one = await single(target);
+        rates.push(perSecond);
+        singles.push(one);
+        console.log(`${label} run ${run}: ${perSecond.toFixed(1)} logins/s at concurrency ${CONCURRENCY}${failed ? ` (${failed} failed)` : ''}; one login median ${one.toFixed(1)} ms`);
+      }
+      console.log(`${label} median of ${RUNS}: ${median(rates).toFixed(1)} logins/s at concurrency ${CONCURRENCY}; one login ${median(singles).toFixed(1)} ms`);
+      return median(rates);
+    };
+    const small = await measure(`${USERS.toLocaleString('en-US')} users`);
+    child.send({ grow: USERS_LARGE });
+    const [grown] = (await once(child, 'message')) as [{ grown?: number; ms?: number; error?: string }];
+    if (!grown.grown) throw new Error(`seeding failed: ${grown.error}`);
+    console.log(`seeded ${USERS_LARGE.toLocaleString('en-US')} users in ${((grown.ms ?? 0) / 1000).toFixed(1)} s`);
+    target.userCount = USERS_LARGE;
+    const large = await measure(`${USERS_LARGE.toLocaleString('en-US')} users`);
+    console.log(`ratio ${USERS_LARGE.toLocaleString('en-US')} / ${USERS} users: ${(large / small).toFixed(2)}×`);
   } finally {
     child.kill();
     await drop();

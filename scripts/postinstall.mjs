@@ -18,4 +18,5 @@ try {
   process.exit(0);
 }
 const result = spawnSync('npm', ['run', 'generate'], { stdio: 'inherit' });
+if (result.status === 0) spawnSync(process.execPath, ['scripts/pglite-template.mjs'], { stdio: 'inherit' });
 process.exit(result.status ?? 1);

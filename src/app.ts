@@ -13,6 +13,7 @@ import { createDomain, type Domain } from './domain.ts';
 import { createHttpApp, type Edge } from './http/app.ts';
 import { ClientCertificates } from './http/client-certificate.ts';
 import { createListener } from './http/listener.ts';
+import { clusterExposition } from './http/cluster.ts';
 import { healthRoutes } from './http/health.ts';
 import { Metrics, SecurityMetrics } from './http/metrics.ts';
 import { oauthAnswer, type EdgeAnswer } from './http/poison.ts';
@@ -63,6 +64,10 @@ export interface KeywardOptions {
   store?: Store;
   /** What the key schedule sleeps with (tests step it with their clock); the system timers otherwise. */
   timers?: Timers;
+  /** Runs the key schedule, purges and audit retention (default); off in all but one cluster worker (src/http/cluster.ts). */
+  periodicJobs?: boolean;
+  /** KEYWARD_WORKERS > 1: this worker's slot, sent as the Keyward-Worker response header. */
+  workerId?: number | undefined;
 }
 
 /** Everything a running Keyward is made of; tests reach into it, main.ts only starts and stops it. */
@@ -99,6 +104,7 @@ export interface Keyward {
 
 const BOOTSTRAP_LOCK = 0x6b657762; // "kewb"
 const PURGE_INTERVAL_MS = 10 * 60_000;
+const PURGE_LOCK = 0x6b657770; // "kewp"
 
 /** Composition root: config → store → services → keys → provider → http. */
 export async function createKeyward(config: Config, options: KeywardOptions): Promise<Keyward> {
@@ -206,7 +212,8 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
         await changes.publish({ kind: 'keys' });
       },
     });
-    keyScheduler.start();
+    const periodicJobs = options.periodicJobs ?? true;
+    if (periodicJobs) keyScheduler.start();
     const keyService = new KeyService({ keys, scheduler: keyScheduler, settings: keySettings, now, consumers: jwksConsumers });
     const metrics = new Metrics();
     metrics.observeStore(store, {
@@ -220,6 +227,7 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
     const routers: Router[] = [healthRoutes({
       metrics, ping: () => store.ping(), signingAlgs: config.signingAlgs, activeAlgs: () => provider.signingAlgs,
       metricsToken: config.metricsToken,
+      exposition: options.workerId === undefined ? undefined : clusterExposition(metrics.registry),
     })];
     routers.push(jwksCacheRoutes(jwksMaxAgeSeconds(config.keyRotationIntervalMs), (ctx) => jwksConsumers.record(ctx.ip, ctx.get('user-agent'))), discoveryCacheRoutes());
     const throttle = new LoginThrottle(new LoginThrottleCounters(store.prisma), now);
@@ -248,22 +256,26 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
       issuer: config.issuer, logger, metrics, security, provider, routers, proxyHops: config.proxyHops, rateLimits: config.rateLimits, answer, onStoreOutage,
     });
     providerEdge = http.providerEdge;
-    const stopAuditRetention = startAuditRetention({ prisma: store.prisma, logger, now, retentionMs: config.auditRetentionMs });
+    const stopAuditRetention = periodicJobs
+      ? startAuditRetention({ prisma: store.prisma, logger, now, retentionMs: config.auditRetentionMs })
+      : async () => undefined;
 
-    // Once at start and then periodically; every instance may purge, the deletes are idempotent.
+    // Once at start and then periodically, by one instance at a time (the others skip that run;
+    // the deletes are idempotent anyway).
     let purging: Promise<unknown> = Promise.resolve();
     const runPurge = () => {
-      purging = Promise.all([
+      purging = store.sql.withAdvisoryLock(PURGE_LOCK, () => Promise.all([
         purgeExpiredArtifacts(store.prisma, now()).catch((error: unknown) => logger.warn({ err: errorFields(error) }, 'purge failed')),
         purgeRevokedTokens(store.prisma, now()).catch((error: unknown) => logger.warn({ err: errorFields(error) }, 'revoked-token purge failed')),
         purgeTokenExchanges(store.prisma, now()).catch((error: unknown) => logger.warn({ err: errorFields(error) }, 'token-exchange purge failed')),
         throttle.purge().catch((error: unknown) => logger.warn({ err: errorFields(error) }, 'login-throttle purge failed')),
         purgeRateLimits(store.prisma, now()).catch((error: unknown) => logger.warn({ err: errorFields(error) }, 'rate-limit purge failed')),
-      ]);
+      ]), { wait: false }).catch((error: unknown) => logger.warn({ err: errorFields(error) }, 'purge failed'));
     };
     const purge = setInterval(runPurge, PURGE_INTERVAL_MS);
     purge.unref();
-    runPurge();
+    if (periodicJobs) runPurge();
+    else clearInterval(purge);
 
     let server: Server | undefined;
     return {
@@ -271,6 +283,9 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
       reloadKeys: () => keyFollower.reload(),
       async listen() {
         server = createListener(http.handler, config.tls).listen(config.port, config.host);
+        const workerId = options.workerId;
+        // Set before the app runs, so every answer names the worker that gave it.
+        if (workerId !== undefined) server.prependListener('request', (_req, res: import('node:http').ServerResponse) => res.setHeader('Keyward-Worker', String(workerId)));
         await once(server, 'listening');
         const { port } = server.address() as AddressInfo;
         return { port, url: `${config.tls ? 'https' : 'http'}://127.0.0.1:${port}` };

@@ -1,4 +1,6 @@
+import cluster from 'node:cluster';
 import { ConfigError, loadConfig } from './config/env.ts';
+import { clusterWorkerId, runPrimary, runsPeriodicJobs } from './http/cluster.ts';
 import { KekMismatchError } from './keys/instance-secrets.ts';
 import { createLogger } from './log/logger.ts';
 
@@ -14,11 +16,17 @@ async function main(): Promise<void> {
     }
     throw error;
   }
-  const logger = createLogger(config.logLevel);
+  const base = createLogger(config.logLevel);
+  // KEYWARD_WORKERS > 1: this process supervises the workers (src/http/cluster.ts) and serves nothing.
+  if (config.workers > 1 && cluster.isPrimary) {
+    process.exit(await runPrimary({ workers: config.workers, logger: base, shutdownTimeoutMs: config.shutdownTimeoutMs }));
+  }
+  const workerId = clusterWorkerId();
+  const logger = workerId === undefined ? base : base.child({ worker: workerId });
   // Imported only once the configuration is valid: loading oidc-provider prints a warning of
   // its own on some runtimes, and a configuration error must be the one line on stderr.
   const { createKeyward } = await import('./app.ts');
-  const keyward = await createKeyward(config, { logger });
+  const keyward = await createKeyward(config, { logger, workerId, periodicJobs: runsPeriodicJobs(workerId) });
   const { port } = await keyward.listen();
   const { bootstrap } = keyward;
   if (bootstrap?.generatedSecret) {

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import os from 'node:os';
 import { z } from 'zod';
 import { DURATION_FORM, parseDuration } from './duration.ts';
 import { CHOSEN_CLIENT_ID_MIN, CLIENT_ID } from '../identity/ids.ts';
@@ -113,6 +114,7 @@ const schema = z.object({
   KEYWARD_TLS_CLIENT_CA_FILE: z.string().optional(),
   KEYWARD_CLIENT_CERT_HEADER: z.string().regex(/^[A-Za-z0-9-]{1,100}$/, 'expected an HTTP header name such as X-SSL-Client-Cert').transform((h) => h.toLowerCase()).optional(),
   KEYWARD_DPOP_REQUIRE_NONCE: boolean.default(false),
+  KEYWARD_WORKERS: z.string().regex(/^(auto|[1-9]\d{0,2})$/, 'expected auto (one per core) or a number of worker processes from 1 to 999').default('1'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -169,6 +171,8 @@ export interface Config {
   clientCertHeader: string | undefined;
   /** KEYWARD_DPOP_REQUIRE_NONCE: every DPoP proof must carry a server nonce (RFC 9449 §8). */
   dpopRequireNonce: boolean;
+  /** KEYWARD_WORKERS: HTTP worker processes sharing the port (node:cluster); 1 = no cluster. */
+  workers: number;
   logLevel: z.infer<typeof schema>['LOG_LEVEL'];
 }
 
@@ -217,6 +221,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`invalid ${fromFile.has(variable) ? `${variable}_FILE` : variable}: ${issue.message}`);
   }
   const e = parsed.data;
+  const workers = e.KEYWARD_WORKERS === 'auto' ? os.availableParallelism() : Number(e.KEYWARD_WORKERS);
+  if (workers > 1 && e.DATABASE_URL === undefined) {
+    throw new ConfigError(`invalid KEYWARD_WORKERS: ${workers} workers need PostgreSQL (DATABASE_URL); the embedded PGlite store serves one process`);
+  }
   if ((e.KEYWARD_BOOTSTRAP_ADMIN_CLIENT_ID === undefined) !== (e.KEYWARD_BOOTSTRAP_ADMIN_CLIENT_SECRET === undefined)) {
     throw new ConfigError('invalid KEYWARD_BOOTSTRAP_ADMIN_CLIENT_SECRET: set both KEYWARD_BOOTSTRAP_ADMIN_CLIENT_ID and KEYWARD_BOOTSTRAP_ADMIN_CLIENT_SECRET, or neither');
   }
@@ -256,6 +264,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ...loadTls(e),
     clientCertHeader: e.KEYWARD_CLIENT_CERT_HEADER,
     dpopRequireNonce: e.KEYWARD_DPOP_REQUIRE_NONCE,
+    workers,
     logLevel: e.LOG_LEVEL,
   };
 }

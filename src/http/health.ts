@@ -14,6 +14,8 @@ export interface HealthDeps {
   pingTimeoutMs?: number;
   /** KEYWARD_METRICS_TOKEN: when set, /metrics answers only `Authorization: Bearer <token>`. */
   metricsToken?: string | undefined;
+  /** What /metrics shows instead of this process's registry (KEYWARD_WORKERS: the sum over all workers, cluster.ts). */
+  exposition?: (() => Promise<string>) | undefined;
 }
 
 function bearerMatches(header: string, token: string): boolean {
@@ -66,7 +68,7 @@ export function healthRoutes(deps: HealthDeps): Router {
       return;
     }
     ctx.set('Content-Type', deps.metrics.registry.contentType);
-    ctx.body = await deps.metrics.registry.metrics();
+    ctx.body = deps.exposition ? await deps.exposition() : await deps.metrics.registry.metrics();
   });
   return router;
 }

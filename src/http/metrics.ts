@@ -75,7 +75,8 @@ export class Metrics {
     });
     new Gauge({
       name: 'keyward_signing_key_age_seconds', help: 'Seconds since the active signing key of each algorithm began signing',
-      labelNames: ['alg'], registers,
+      // KEYWARD_WORKERS: every worker reads the same keys; the aggregate (cluster.ts) shows one value.
+      labelNames: ['alg'], registers, aggregator: 'max',
       async collect() {
         const now = keys.now().getTime();
         for (const key of await read()) this.set({ alg: key.alg }, Math.max(0, (now - key.activatedAt.getTime()) / 1000));
@@ -83,7 +84,7 @@ export class Metrics {
     });
     new Gauge({
       name: 'keyward_signing_key_next_rotation_seconds', help: 'Seconds until the next key of each algorithm begins signing (scheduled rotation)',
-      labelNames: ['alg'], registers,
+      labelNames: ['alg'], registers, aggregator: 'min',
       async collect() {
         const now = keys.now().getTime();
         for (const key of await read()) if (key.nextRotationAt) this.set({ alg: key.alg }, Math.max(0, (key.nextRotationAt.getTime() - now) / 1000));

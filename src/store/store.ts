@@ -7,6 +7,7 @@ import { PrismaPGlite } from 'pglite-prisma-adapter';
 import { errorFields, type Logger } from '../log/logger.ts';
 import { PrismaClient } from './generated/client.ts';
 import { lockDataDir } from './pglite-lock.ts';
+import { newCluster, PGLITE_OPTIONS, saveTemplate } from './pglite-options.ts';
 import { pgliteSql, pgSql, type Sql } from './sql.ts';
 
 export type { PrismaClient } from './generated/client.ts';
@@ -117,7 +118,10 @@ async function openPGlite(dataDir: string): Promise<Store> {
   const unlock = inMemory ? async () => undefined : await lockDataDir(path.resolve(dataDir));
   let db: PGlite;
   try {
-    db = await PGlite.create(inMemory ? dataDir : path.resolve(dataDir));
+    const location = inMemory ? dataDir : path.resolve(dataDir);
+    const { fresh, template } = await newCluster(location);
+    db = await PGlite.create(location, { ...PGLITE_OPTIONS, ...(template ? { loadDataDir: template } : {}) });
+    if (fresh && !template) await saveTemplate(db);
   } catch (error) {
     await unlock();
     throw error;
