@@ -3,15 +3,24 @@ import type { PrismaClient } from './store.ts';
 import { PrismaAdapter } from './oidc-artifacts.ts';
 
 const MODEL = 'ReplayDetection';
-/** How long a claimed id is held if the request dies before oidc-provider records the real expiry. */
-const CLAIM_SECONDS = 3600;
+/**
+ * How long `find` holds a claimed id. oidc-provider then asks for the id's real lifetime in
+ * `upsert`: for a DPoP proof (its 300-second window) and any assertion expiring sooner than
+ * the claim, the claim already holds long enough and no second write is made; only a longer
+ * lifetime extends it. Holding an id past its real expiry refuses nothing valid: the proof or
+ * assertion is itself expired by then.
+ */
+export const CLAIM_SECONDS = 600;
+/** Margin between the claim's `now` and oidc-provider's (both read the clock, a request apart). */
+const CLAIM_MARGIN_SECONDS = 30;
 
 /**
  * Storage for oidc-provider's `ReplayDetection` model (private_key_jwt assertion `jti`s, DPoP
  * proofs). oidc-provider checks uniqueness as `find(id)` then `upsert(id)`; two instances
  * receiving the same assertion at once would both find nothing and both accept it. Here
  * `find` claims the id with one atomic insert, so exactly one request sees it as new
- * (RFC 7523 §3 item 7: the jti must only be used once); `upsert` then sets the real expiry.
+ * (RFC 7523 §3 item 7: the jti must only be used once); `upsert` extends the claim only for
+ * ids that live longer than it, so a DPoP proof costs one statement.
  */
 export class ReplayDetectionAdapter implements Adapter {
   readonly #rows: PrismaAdapter;
@@ -36,8 +45,9 @@ export class ReplayDetectionAdapter implements Adapter {
     return claimed === 1 ? undefined : { jti: id };
   }
 
-  upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
-    return this.#rows.upsert(id, payload, expiresIn);
+  async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
+    if (expiresIn <= CLAIM_SECONDS - CLAIM_MARGIN_SECONDS) return;
+    await this.#rows.upsert(id, payload, expiresIn);
   }
 
   destroy(id: string): Promise<void> {
