@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { clientView } from '../../src/admin/schemas/clients.ts';
+import { clientRead } from '../../src/admin/schemas/clients.ts';
 import { certificateJwks } from '../../src/identity/clients/index.ts';
 import { createTestDatabase, startServer, type TestDatabase, type TestServer } from '../support/harness.ts';
 import { TestPki, type Issued } from '../support/pki.ts';
@@ -41,7 +41,7 @@ test('RFC 8705 §2.1.2: tls_client_auth with one subject field is registered wit
   assert.equal(res.status, 201, res.text);
   assert.equal(res.body.client_secret, undefined);
   const got = await call(server, admin.token, 'GET', `/clients/${res.body.client_id}`);
-  clientView.strict().parse(got.body);
+  clientRead.strict().parse(got.body);
   assert.equal(got.body.tls_client_auth_subject_dn, 'CN=orders,O=Example,C=DE');
   assert.equal(got.body.tls_client_certificate_bound_access_tokens, true);
 
