@@ -16,7 +16,7 @@
  * child process (this file with --serve), so the load generator does not share its event loop.
  * All on one machine: the load generator takes CPU from Keyward, so these figures are a floor.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, randomUUID, sign, type KeyObject } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -25,6 +25,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
+import { median, optionalScratchDatabase, stdoutMatch, stopChild } from './support.ts';
 
 const RUNS = 3;
 const SECONDS = 5;
@@ -65,35 +66,20 @@ function pki(dir: string) {
   }
 }
 
-/** With DATABASE_URL: a fresh PostgreSQL database on that server (dropped at the end); otherwise the embedded store. */
-async function benchDatabase(): Promise<{ url: string; drop: () => Promise<void> } | undefined> {
-  const base = process.env.DATABASE_URL;
-  if (!base) return undefined;
-  const { default: pg } = await import('pg');
-  const name = `keyward_bench_${randomUUID().replace(/-/g, '').slice(0, 12)}`;
-  const admin = async (sql: string) => {
-    const client = new pg.Client({ connectionString: base });
-    await client.connect();
-    await client.query(sql);
-    await client.end();
-  };
-  await admin(`CREATE DATABASE ${name}`);
-  const url = new URL(base);
-  url.pathname = `/${name}`;
-  return { url: url.toString(), drop: () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
-}
-
-/** --serve: Keyward on HTTP and on HTTPS over one embedded store, with the bench clients; prints the setup as JSON. */
+/**
+ * --serve: Keyward on HTTP and on HTTPS over one store (PostgreSQL at BENCH_DATABASE_URL, the
+ * parent's scratch database, else embedded), with the bench clients; prints the setup as JSON.
+ */
 async function serve(dir: string): Promise<void> {
   const { createKeyward } = await import('../src/app.ts');
   const { loadConfig } = await import('../src/config/env.ts');
   const { createLogger } = await import('../src/log/logger.ts');
   const { openStore } = await import('../src/store/store.ts');
   const logger = createLogger('warn');
-  const database = await benchDatabase();
-  const store = await openStore({ databaseUrl: database?.url, dataDir: path.join(dir, 'pgdata'), logger });
+  const databaseUrl = process.env.BENCH_DATABASE_URL;
+  const store = await openStore({ databaseUrl, dataDir: path.join(dir, 'pgdata'), logger });
   const [httpPort, httpsPort] = [await freePort(), await freePort()];
-  const base = { ...(database ? { DATABASE_URL: database.url } : {}), HOST: '127.0.0.1', KEYWARD_KEK_FILE: path.join(dir, 'kek'), KEYWARD_DATA_DIR: path.join(dir, 'pgdata'), KEYWARD_RATE_LIMIT: 'off', LOG_LEVEL: 'warn' };
+  const base = { ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}), HOST: '127.0.0.1', KEYWARD_KEK_FILE: path.join(dir, 'kek'), KEYWARD_DATA_DIR: path.join(dir, 'pgdata'), KEYWARD_RATE_LIMIT: 'off', LOG_LEVEL: 'warn' };
   const plain = await createKeyward(loadConfig({ ...base, PORT: String(httpPort), ISSUER: `http://127.0.0.1:${httpPort}` }), { logger, store });
   const tls = await createKeyward(loadConfig({
     ...base, PORT: String(httpsPort), ISSUER: `https://127.0.0.1:${httpsPort}`,
@@ -115,7 +101,7 @@ async function serve(dir: string): Promise<void> {
   };
   process.stdout.write(`${JSON.stringify(setup)}\n`);
   process.on('SIGTERM', () => {
-    void Promise.all([plain.close(), tls.close()]).then(() => store.close()).then(() => database?.drop()).then(() => process.exit(0));
+    void Promise.all([plain.close(), tls.close()]).then(() => store.close()).then(() => process.exit(0));
   });
 }
 
@@ -178,45 +164,40 @@ function scenarios(setup: Setup, dir: string): Scenario[] {
   ];
 }
 
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
-
 async function main(): Promise<void> {
   if (process.argv[2] === '--serve') return serve(process.argv[3]!);
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'keyward-bench-bound-'));
+  const database = await optionalScratchDatabase();
+  let dir: string | undefined;
+  let child: ChildProcess | undefined;
   try {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'keyward-bench-bound-'));
     pki(dir);
-    const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--serve', dir], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
-    const setup = await new Promise<Setup>((resolve, reject) => {
-      let out = '';
-      child.stdout.on('data', (d: Buffer) => {
-        out += d.toString();
-        const line = out.split('\n').find((l) => l.startsWith('{'));
-        if (line && out.includes('\n')) resolve(JSON.parse(line) as Setup);
-      });
-      child.once('exit', (code) => reject(new Error(`keyward exited ${code}`)));
+    child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--serve', dir], {
+      cwd: ROOT, env: { ...process.env, ...(database ? { BENCH_DATABASE_URL: database.url } : {}) }, stdio: ['ignore', 'pipe', 'inherit'],
     });
-    try {
-      const all = scenarios(setup, dir);
-      for (const s of all) await s.run(1); // warm-up: JIT, connections, caches
-      const results = new Map(all.map((s) => [s.name, [] as { rps: number; bad: number }[]]));
-      for (let round = 0; round < RUNS; round++) {
-        for (const s of all) results.get(s.name)!.push(await s.run(SECONDS));
-      }
-      const rate = (name: string) => median(results.get(name)!.map((r) => r.rps));
-      console.log(`# store: ${process.env.DATABASE_URL ? 'PostgreSQL' : 'PGlite (embedded)'}`);
-      console.log(`# token endpoint, client_credentials, ES256; autocannon ${CONNECTIONS} connections × ${SECONDS} s, alternating, median of ${RUNS}; cores: ${os.cpus().length}`);
-      for (const s of all) {
-        const runs = results.get(s.name)!;
-        console.log(`${s.name.padEnd(13)} ${String(Math.round(rate(s.name))).padStart(6)} req/s  (runs ${runs.map((r) => Math.round(r.rps)).join(', ')}; non-2xx/errors ${runs.reduce((a, r) => a + r.bad, 0)})`);
-      }
-      console.log(`ratios: mtls/https ÷ secret/https = ${(rate('mtls/https') / rate('secret/https')).toFixed(2)}; `
-        + `dpop/http ÷ secret/http = ${(rate('dpop/http') / rate('secret/http')).toFixed(2)}; secret/https ÷ secret/http = ${(rate('secret/https') / rate('secret/http')).toFixed(2)}`);
-    } finally {
-      child.kill('SIGTERM');
-      await once(child, 'exit');
+    const setup = await stdoutMatch(child, 'keyward', (out) => {
+      const line = out.split('\n').find((l) => l.startsWith('{'));
+      return line && out.includes('\n') ? JSON.parse(line) as Setup : undefined;
+    });
+    const all = scenarios(setup, dir);
+    for (const s of all) await s.run(1); // warm-up: JIT, connections, caches
+    const results = new Map(all.map((s) => [s.name, [] as { rps: number; bad: number }[]]));
+    for (let round = 0; round < RUNS; round++) {
+      for (const s of all) results.get(s.name)!.push(await s.run(SECONDS));
     }
+    const rate = (name: string) => median(results.get(name)!.map((r) => r.rps));
+    console.log(`# store: ${process.env.DATABASE_URL ? 'PostgreSQL' : 'PGlite (embedded)'}`);
+    console.log(`# token endpoint, client_credentials, ES256; autocannon ${CONNECTIONS} connections × ${SECONDS} s, alternating, median of ${RUNS}; cores: ${os.cpus().length}`);
+    for (const s of all) {
+      const runs = results.get(s.name)!;
+      console.log(`${s.name.padEnd(13)} ${String(Math.round(rate(s.name))).padStart(6)} req/s  (runs ${runs.map((r) => Math.round(r.rps)).join(', ')}; non-2xx/errors ${runs.reduce((a, r) => a + r.bad, 0)})`);
+    }
+    console.log(`ratios: mtls/https ÷ secret/https = ${(rate('mtls/https') / rate('secret/https')).toFixed(2)}; `
+      + `dpop/http ÷ secret/http = ${(rate('dpop/http') / rate('secret/http')).toFixed(2)}; secret/https ÷ secret/http = ${(rate('secret/https') / rate('secret/http')).toFixed(2)}`);
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    if (child) await stopChild(child);
+    await database?.drop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
   }
 }
 

@@ -19,27 +19,22 @@
  * generator does not share its event loop. All on one machine: absolute figures are a floor,
  * the ratios are the result.
  */
-import { fork } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
-import pg from 'pg';
-import { onFreshPort } from '../test/support/net.ts';
+import { cpuSeconds, firstMessage, forkBench, optionalScratchDatabase, startKeyward, stopChild, upperMedian } from './support.ts';
 
 const RUNS = 3;
 const SECONDS = 5;
 const CONNECTIONS = 10;
 const SINGLES = 40;
-const KEK = Buffer.alloc(32, 9).toString('base64');
 const ORDERS = 'https://orders.internal';
 const SUBJECT = 'system:serviceaccount:payments:invoicer';
 
@@ -51,26 +46,11 @@ interface Target {
 
 /** Child: Keyward with a secret client and a federated_jwt client trusting `issuer`. */
 async function serve(issuer: string, databaseUrl: string | undefined, dataDir: string): Promise<void> {
-  const { loadConfig } = await import('../src/config/env.ts');
-  const { createKeyward } = await import('../src/app.ts');
-  const { createLogger } = await import('../src/log/logger.ts');
   const { federatedCredentialCreate } = await import('../src/identity/federation/index.ts');
-  const { keyward, url } = await onFreshPort(async (port) => {
-    const url = `http://127.0.0.1:${port}`;
-    const config = loadConfig({
-      PORT: String(port), HOST: '127.0.0.1', ISSUER: url, KEYWARD_KEK: KEK, LOG_LEVEL: 'silent', KEYWARD_RATE_LIMIT: 'off',
-      KEYWARD_DATA_DIR: path.join(dataDir, 'pgdata'), KEYWARD_KEK_FILE: path.join(dataDir, 'kek'),
-      ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
-    });
-    const keyward = await createKeyward(config, { logger: createLogger('silent') });
-    try {
-      await keyward.listen();
-    } catch (error) {
-      await keyward.close();
-      throw error;
-    }
-    return { keyward, url };
-  });
+  const { keyward, url } = await startKeyward({
+    KEYWARD_RATE_LIMIT: 'off', KEYWARD_DATA_DIR: path.join(dataDir, 'pgdata'), KEYWARD_KEK_FILE: path.join(dataDir, 'kek'),
+    ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
+  }, 'silent');
   await keyward.resources.ensure({ identifier: ORDERS, name: 'Orders', scopes: ['orders:read'], access_token_ttl: 300 });
   await keyward.roles.ensure({ name: 'orders-reader', permissions: ['orders:read'] });
   const secret = await keyward.clients.create({ client_name: 'secret', grant_types: ['client_credentials'], roles: ['orders-reader'], default_resource: ORDERS });
@@ -88,27 +68,19 @@ async function serve(issuer: string, databaseUrl: string | undefined, dataDir: s
   process.send!(target);
 }
 
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
-
 interface Request {
   headers: Record<string, string>;
   body: string;
 }
 
-/** CPU seconds (user + system) the process has used: /proc/<pid>/stat fields 14 and 15, in clock ticks (100/s on Linux). */
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
 /** Load for SECONDS; `perCpuSecond` counts requests per CPU-second of the server (steadier than wall time on a shared machine). */
 async function load(url: string, request: Request, pid: number): Promise<{ rps: number; perCpuSecond: number; p50: number; failed: number }> {
-  const cpuBefore = cpuSeconds(pid);
+  const cpuBefore = await cpuSeconds(pid);
   const result = await autocannon({
     url: `${url}/token`, method: 'POST', connections: CONNECTIONS, duration: SECONDS,
     headers: { 'content-type': 'application/x-www-form-urlencoded', ...request.headers }, body: request.body,
   });
-  const cpu = cpuSeconds(pid) - cpuBefore;
+  const cpu = (await cpuSeconds(pid)) - cpuBefore;
   return { rps: result.requests.average, perCpuSecond: result.requests.total / cpu, p50: result.latency.p50, failed: result.non2xx + result.errors };
 }
 
@@ -122,7 +94,7 @@ async function singles(url: string, request: Request, before?: () => Promise<voi
     await res.arrayBuffer();
     times.push(performance.now() - startedAt);
   }
-  return median(times);
+  return upperMedian(times);
 }
 
 async function main(): Promise<void> {
@@ -140,33 +112,17 @@ async function main(): Promise<void> {
   await new Promise<void>((resolve) => issuerServer.listen(0, '127.0.0.1', resolve));
   const issuerUrl = `http://127.0.0.1:${(issuerServer.address() as AddressInfo).port}`;
 
-  const base = process.env.DATABASE_URL;
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'keyward-bench-'));
-  let databaseUrl: string | undefined;
-  let drop = async () => {};
-  if (base) {
-    const name = `keyward_bench_${randomBytes(4).toString('hex')}`;
-    const admin = new pg.Client({ connectionString: base });
-    await admin.connect();
-    await admin.query(`CREATE DATABASE ${name}`);
-    const url = new URL(base);
-    url.pathname = `/${name}`;
-    databaseUrl = url.toString();
-    drop = async () => {
-      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await admin.end();
-    };
-  }
-  const child = fork(fileURLToPath(import.meta.url), ['serve'], {
-    execArgv: ['--import', 'tsx'],
-    env: { ...process.env, BENCH_ISSUER: issuerUrl, BENCH_DATA_DIR: dir, ...(databaseUrl ? { BENCH_DATABASE_URL: databaseUrl } : {}) },
-    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-  });
+  const database = await optionalScratchDatabase();
+  let dir: string | undefined;
+  let child: ChildProcess | undefined;
   try {
-    const [target] = (await once(child, 'message')) as [Target];
+    dir = await mkdtemp(path.join(os.tmpdir(), 'keyward-bench-'));
+    const server = forkBench(import.meta.url, ['serve'], { BENCH_ISSUER: issuerUrl, BENCH_DATA_DIR: dir, ...(database ? { BENCH_DATABASE_URL: database.url } : {}) });
+    child = server;
+    const target = await firstMessage<Target>(server, 'keyward server');
     const clear = async () => {
-      child.send('clear');
-      await once(child, 'message');
+      server.send('clear');
+      await once(server, 'message');
     };
     // A projected token lives an hour; the benchmark fits in its lifetime.
     const now = Math.floor(Date.now() / 1000);
@@ -185,8 +141,8 @@ async function main(): Promise<void> {
         client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: assertion,
       }).toString(),
     };
-    console.log(`store: ${base ? 'PostgreSQL' : 'PGlite'}; ${os.cpus().length} CPUs; load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-    const pid = child.pid!;
+    console.log(`store: ${database ? 'PostgreSQL' : 'PGlite'}; ${os.cpus().length} CPUs; load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+    const pid = server.pid!;
     await load(target.url, secret, pid); // warm-up (JIT, pools)
     await load(target.url, federated, pid);
     const rows = { secretRps: [] as number[], federatedRps: [] as number[], secretCpu: [] as number[], federatedCpu: [] as number[], secretOne: [] as number[], warmOne: [] as number[], coldOne: [] as number[] };
@@ -205,7 +161,7 @@ async function main(): Promise<void> {
         + `federated_jwt warm ${f.rps.toFixed(0)} req/s, ${f.perCpuSecond.toFixed(0)} per CPU-s (p50 ${f.p50} ms${f.failed ? `, ${f.failed} failed` : ''}); `
         + `one request: secret ${secretOne.toFixed(2)} ms, federated warm ${warmOne.toFixed(2)} ms, federated cold ${coldOne.toFixed(2)} ms`);
     }
-    const m = Object.fromEntries(Object.entries(rows).map(([k, v]) => [k, median(v)])) as Record<keyof typeof rows, number>;
+    const m = Object.fromEntries(Object.entries(rows).map(([k, v]) => [k, upperMedian(v)])) as Record<keyof typeof rows, number>;
     console.log(`\nmedians of ${RUNS} runs (${CONNECTIONS} connections, ${SECONDS} s; single requests: median of ${SINGLES}):`);
     console.log(`| | client_secret_basic | federated_jwt warm | federated_jwt cold |`);
     console.log(`|---|---:|---:|---:|`);
@@ -213,10 +169,10 @@ async function main(): Promise<void> {
     console.log(`| requests per server CPU-second | ${m.secretCpu.toFixed(0)} | ${m.federatedCpu.toFixed(0)} (${(m.federatedCpu / m.secretCpu).toFixed(2)}×) | – |`);
     console.log(`| one request ms | ${m.secretOne.toFixed(2)} | ${m.warmOne.toFixed(2)} (${(m.warmOne / m.secretOne).toFixed(2)}×) | ${m.coldOne.toFixed(2)} (${(m.coldOne / m.secretOne).toFixed(2)}×) |`);
   } finally {
-    child.kill();
+    if (child) await stopChild(child);
     issuerServer.close();
-    await drop();
-    await rm(dir, { recursive: true, force: true });
+    await database?.drop();
+    if (dir) await rm(dir, { recursive: true, force: true });
   }
 }
 

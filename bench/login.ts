@@ -12,15 +12,13 @@
  * Each login picks a user at random from all of them. The server runs in a child process of its own; argon2id
  * verification (the login's dominant cost) runs on libuv's thread pool (4 threads by default).
  */
-import { fork } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import pg from 'pg';
-import { onFreshPort } from '../test/support/net.ts';
+import { firstMessage, forkBench, optionalScratchDatabase, startKeyward, stopChild, upperMedian } from './support.ts';
 
 const RUNS = Number(process.env.RUNS ?? 3);
 const CONCURRENCY = 4;
@@ -28,7 +26,6 @@ const RUN_SECONDS = Number(process.env.RUN_SECONDS ?? 10);
 const SINGLE_LOGINS = Number(process.env.SINGLE_LOGINS ?? 25);
 const USERS = 100;
 const USERS_LARGE = Number(process.env.BENCH_USERS_LARGE ?? 100_000);
-const KEK = Buffer.alloc(32, 9).toString('base64');
 const REDIRECT_URI = 'http://127.0.0.1:9/cb';
 
 interface Target {
@@ -55,27 +52,11 @@ async function seedUsers(sql: { exec(text: string): Promise<unknown> }, from: nu
 
 /** Child: Keyward with a few users and one first-party public client. */
 async function serve(databaseUrl: string | undefined, dataDir: string): Promise<Target> {
-  const { loadConfig } = await import('../src/config/env.ts');
-  const { createKeyward } = await import('../src/app.ts');
-  const { createLogger } = await import('../src/log/logger.ts');
   const { hashPassword, PASSWORD_PARAMS } = await import('../src/identity/passwords.ts');
-  // The issuer carries the port: chosen first, started again elsewhere if taken meanwhile.
-  const { keyward, url } = await onFreshPort(async (port) => {
-    const url = `http://127.0.0.1:${port}`;
-    const config = loadConfig({
-      PORT: String(port), HOST: '127.0.0.1', ISSUER: url, KEYWARD_KEK: KEK, LOG_LEVEL: 'silent',
-      KEYWARD_DATA_DIR: path.join(dataDir, 'pgdata'), KEYWARD_KEK_FILE: path.join(dataDir, 'kek'),
-      ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
-    });
-    const keyward = await createKeyward(config, { logger: createLogger('silent') });
-    try {
-      await keyward.listen();
-    } catch (error) {
-      await keyward.close();
-      throw error;
-    }
-    return { keyward, url };
-  });
+  const { keyward, url } = await startKeyward({
+    KEYWARD_DATA_DIR: path.join(dataDir, 'pgdata'), KEYWARD_KEK_FILE: path.join(dataDir, 'kek'),
+    ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
+  }, 'silent');
   await keyward.store.prisma.role.upsert({ where: { name: 'staff' }, create: { name: 'staff' }, update: {} });
   const password = randomBytes(12).toString('base64url');
   const hash = await hashPassword(password);
@@ -183,37 +164,18 @@ async function single(target: Target): Promise<number> {
     if (!(await login(target, randomUser(target)))) throw new Error('login failed');
     times.push(performance.now() - startedAt);
   }
-  return median(times);
+  return upperMedian(times);
 }
 
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
-
 async function main(): Promise<void> {
-  const base = process.env.DATABASE_URL;
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'keyward-bench-'));
-  let databaseUrl: string | undefined;
-  let drop = async () => {};
-  if (base) {
-    const name = `keyward_bench_${randomBytes(4).toString('hex')}`;
-    const admin = new pg.Client({ connectionString: base });
-    await admin.connect();
-    await admin.query(`CREATE DATABASE ${name}`);
-    const url = new URL(base);
-    url.pathname = `/${name}`;
-    databaseUrl = url.toString();
-    drop = async () => {
-      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await admin.end();
-    };
-  }
-  const child = fork(fileURLToPath(import.meta.url), ['serve'], {
-    execArgv: ['--import', 'tsx'],
-    env: { ...process.env, BENCH_DATA_DIR: dir, ...(databaseUrl ? { BENCH_DATABASE_URL: databaseUrl } : {}) },
-    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-  });
+  const database = await optionalScratchDatabase();
+  let dir: string | undefined;
+  let child: ChildProcess | undefined;
   try {
-    const [target] = (await once(child, 'message')) as [Target];
-    console.log(`store: ${base ? 'PostgreSQL' : 'PGlite'}; password hashing: ${target.argon2}; ${os.cpus().length} CPUs; load average ${os.loadavg()[0]!.toFixed(1)}`);
+    dir = await mkdtemp(path.join(os.tmpdir(), 'keyward-bench-'));
+    child = forkBench(import.meta.url, ['serve'], { BENCH_DATA_DIR: dir, ...(database ? { BENCH_DATABASE_URL: database.url } : {}) });
+    const target = await firstMessage<Target>(child, 'keyward server');
+    console.log(`store: ${database ? 'PostgreSQL' : 'PGlite'}; password hashing: ${target.argon2}; ${os.cpus().length} CPUs; load average ${os.loadavg()[0]!.toFixed(1)}`);
     await throughput({ ...target }); // warm-up (JIT, connection pool, dummy hash)
     const measure = async (label: string) => {
       const rates: number[] = [];
@@ -225,8 +187,8 @@ async function main(): Promise<void> {
         singles.push(one);
         console.log(`${label} run ${run}: ${perSecond.toFixed(1)} logins/s at concurrency ${CONCURRENCY}${failed ? ` (${failed} failed)` : ''}; one login median ${one.toFixed(1)} ms`);
       }
-      console.log(`${label} median of ${RUNS}: ${median(rates).toFixed(1)} logins/s at concurrency ${CONCURRENCY}; one login ${median(singles).toFixed(1)} ms`);
-      return median(rates);
+      console.log(`${label} median of ${RUNS}: ${upperMedian(rates).toFixed(1)} logins/s at concurrency ${CONCURRENCY}; one login ${upperMedian(singles).toFixed(1)} ms`);
+      return upperMedian(rates);
     };
     const small = await measure(`${USERS.toLocaleString('en-US')} users`);
     child.send({ grow: USERS_LARGE });
@@ -237,9 +199,9 @@ async function main(): Promise<void> {
     const large = await measure(`${USERS_LARGE.toLocaleString('en-US')} users`);
     console.log(`ratio ${USERS_LARGE.toLocaleString('en-US')} / ${USERS} users: ${(large / small).toFixed(2)}×`);
   } finally {
-    child.kill();
-    await drop();
-    await rm(dir, { recursive: true, force: true });
+    if (child) await stopChild(child);
+    await database?.drop();
+    if (dir) await rm(dir, { recursive: true, force: true });
   }
 }
 

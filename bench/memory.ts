@@ -8,19 +8,12 @@
  *   npm run bench:memory                         # DATABASE_URL defaults to postgres://postgres@127.0.0.1:5432/postgres
  *   BENCH_TOKENS=200000 npm run bench:memory    (BENCH_STEP sets the sampling step)
  */
-import { fork } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
-import { readFile } from 'node:fs/promises';
 import os from 'node:os';
-import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
-import pg from 'pg';
-import { onFreshPort } from '../test/support/net.ts';
+import { defaultScratchDatabase, firstMessage, forkBench, rssMiB, startKeyward, stopChild } from './support.ts';
 
 const TOKENS = Number(process.env.BENCH_TOKENS ?? 1_000_000);
 const STEP = Number(process.env.BENCH_STEP ?? 100_000);
-const KEK = Buffer.alloc(32, 9).toString('base64');
 const RESOURCE = 'https://orders.bench';
 
 interface Target {
@@ -30,46 +23,22 @@ interface Target {
   secret: string;
 }
 
+/** Child: Keyward on the given database, an ES256 API, a role and one service client. */
 async function serve(databaseUrl: string): Promise<Target> {
-  const { loadConfig } = await import('../src/config/env.ts');
-  const { createKeyward } = await import('../src/app.ts');
-  const { createLogger } = await import('../src/log/logger.ts');
-  const { keyward, url } = await onFreshPort(async (port) => {
-    const url = `http://127.0.0.1:${port}`;
-    const config = loadConfig({
-      PORT: String(port), HOST: '127.0.0.1', ISSUER: url, DATABASE_URL: databaseUrl, KEYWARD_KEK: KEK,
-      KEYWARD_RATE_LIMIT: 'off', LOG_LEVEL: 'info', KEYWARD_KEK_FILE: `${os.tmpdir()}/keyward-bench-memory-kek`,
-    });
-    const keyward = await createKeyward(config, { logger: createLogger('info') });
-    await keyward.listen();
-    return { keyward, url };
-  });
+  const { keyward, url } = await startKeyward({
+    DATABASE_URL: databaseUrl, KEYWARD_RATE_LIMIT: 'off', KEYWARD_KEK_FILE: `${os.tmpdir()}/keyward-bench-memory-kek`,
+  }, 'info');
   await keyward.roles.ensure({ name: 'orders-reader', permissions: ['orders:read'] });
   await keyward.resources.ensure({ identifier: RESOURCE, scopes: ['orders:read'], access_token_ttl: 300, signing_alg: 'ES256' });
   const { client, client_secret } = await keyward.clients.create({ client_name: 'bench', grant_types: ['client_credentials'], roles: ['orders-reader'] });
   return { url, pid: process.pid, id: client.client_id, secret: client_secret! };
 }
 
-async function rssMiB(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
-}
-
 async function main(): Promise<void> {
-  const base = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-  const name = `keyward_bench_${randomBytes(4).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: base });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  const url = new URL(base);
-  url.pathname = `/${name}`;
-  const child = fork(fileURLToPath(import.meta.url), ['serve'], {
-    execArgv: ['--import', 'tsx'],
-    env: { ...process.env, BENCH_DATABASE_URL: url.toString() },
-    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-  });
+  const database = await defaultScratchDatabase();
+  const child = forkBench(import.meta.url, ['serve'], { BENCH_DATABASE_URL: database.url });
   try {
-    const [target] = (await once(child, 'message')) as [Target];
+    const target = await firstMessage<Target>(child, 'keyward server');
     console.log(`${os.cpus().length} cores, node ${process.version}, load average ${os.loadavg()[0]!.toFixed(1)}; ${TOKENS.toLocaleString('en-US')} tokens (ES256 JWT, client credentials, 10 connections), PostgreSQL`);
     console.log(`tokens        RSS MiB   tokens/s`);
     console.log(`${'0'.padStart(9)}  ${(await rssMiB(target.pid)).toFixed(0).padStart(8)}`);
@@ -92,10 +61,8 @@ async function main(): Promise<void> {
     const tail = samples.slice(-Math.max(2, Math.floor(samples.length / 2)));
     console.log(`second half of the run: RSS ${Math.min(...tail).toFixed(0)}–${Math.max(...tail).toFixed(0)} MiB`);
   } finally {
-    child.kill();
-    await once(child, 'exit');
-    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await admin.end();
+    await stopChild(child);
+    await database.drop();
   }
 }
 

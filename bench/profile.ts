@@ -8,14 +8,13 @@
  *   BENCH_AUDIT_LOG=info npm run bench:profile   # audit events as info log lines, as before issue 13 §1
  *   PROFILE_TARGET=baseline npm run bench:profile  # the bare oidc-provider of bench/suite.ts instead
  */
-import { execFileSync, fork } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import pg from 'pg';
+import { CLOCK_TICKS, cpuTicks, defaultScratchDatabase, firstMessage, forkBench, stopChild } from './support.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const OUT = path.join(ROOT, 'bench', 'results', 'profiles');
@@ -31,12 +30,6 @@ interface Profile {
   nodes: Node[];
   samples: number[];
   timeDeltas: number[];
-}
-
-async function cpuTicks(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return Number(fields[11]) + Number(fields[12]);
 }
 
 function where(url: string): string {
@@ -72,23 +65,14 @@ function analyse(profile: Profile): string {
 }
 
 async function main(): Promise<void> {
-  const base = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-  const name = `keyward_profile_${randomBytes(4).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: base });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  const url = new URL(base);
-  url.pathname = `/${name}`;
-  const dir = path.join(OUT, new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19));
-  await mkdir(dir, { recursive: true });
+  const database = await defaultScratchDatabase();
+  let child: ChildProcess | undefined;
   try {
+    const dir = path.join(OUT, new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19));
+    await mkdir(dir, { recursive: true });
     const kind = process.env.PROFILE_TARGET === 'baseline' ? 'baseline' : 'keyward';
-    const child = fork(fileURLToPath(new URL('suite.ts', import.meta.url)), [`serve-${kind}`], {
-      execArgv: ['--import', 'tsx', '--cpu-prof', `--cpu-prof-dir=${dir}`],
-      env: { ...process.env, BENCH_DATABASE_URL: url.toString(), BENCH_CLIENTS: '1' },
-      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-    });
-    const [target] = (await once(child, 'message')) as [{ url: string; clients: { id: string; secret: string }[] }];
+    child = forkBench(new URL('suite.ts', import.meta.url), [`serve-${kind}`], { BENCH_DATABASE_URL: database.url, BENCH_CLIENTS: '1' }, ['--cpu-prof', `--cpu-prof-dir=${dir}`]);
+    const target = await firstMessage<{ url: string; clients: { id: string; secret: string }[] }>(child, `${kind} server`);
     const c = target.clients[0]!;
     const lua = path.join(os.tmpdir(), `keyward-profile-${process.pid}.lua`);
     await writeFile(lua, `wrk.method = "POST"\nwrk.body = "grant_type=client_credentials&scope=orders%3Aread&resource=${encodeURIComponent(RESOURCE)}"\n`
@@ -96,7 +80,7 @@ async function main(): Promise<void> {
     execFileSync('wrk', ['-t2', '-c10', '-d3s', '-s', lua, `${target.url}/token`], { stdio: 'ignore' });
     const before = await cpuTicks(child.pid!);
     const out = execFileSync('wrk', ['-t2', '-c10', `-d${SECONDS}s`, '-s', lua, `${target.url}/token`], { encoding: 'utf8' });
-    const cpuSeconds = ((await cpuTicks(child.pid!)) - before) / 100;
+    const cpuSeconds = ((await cpuTicks(child.pid!)) - before) / CLOCK_TICKS;
     const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);
     console.log(out.split('\n').filter((l) => /Requests\/sec|Non-2xx|Latency/.test(l)).join('\n'));
     console.log(`server CPU ${cpuSeconds.toFixed(2)} s for ${requests} requests: ${Math.round(requests / cpuSeconds)} tokens per CPU-second (under the profiler)`);
@@ -110,8 +94,9 @@ async function main(): Promise<void> {
     await writeFile(path.join(dir, 'top.md'), report);
     console.log(`\n${report}\nprofile: ${path.relative(ROOT, path.join(dir, file))} (open in Chrome DevTools or speedscope)`);
   } finally {
-    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await admin.end();
+    // Stopped here only when something failed before its normal exit (then without a profile).
+    if (child) await stopChild(child);
+    await database.drop();
   }
 }
 

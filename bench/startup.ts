@@ -13,18 +13,16 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import pg from 'pg';
 import { addressInUse, onFreshPort } from '../test/support/net.ts';
+import { cpuSeconds, median, processTree, rssMiB, scratchDatabase } from './support.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const RUNS = Number(process.env.RUNS ?? 3);
 const KEK = randomBytes(32).toString('base64');
-/** USER_HZ: 100 on every Linux this runs on. */
-const CLOCK_TICKS = 100;
 
 interface Sample {
   ms: number;
@@ -34,39 +32,12 @@ interface Sample {
 }
 
 
-/** Parent pid of every process, from /proc. */
-async function parents(): Promise<Map<number, number>> {
-  const map = new Map<number, number>();
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = await readFile(`/proc/${entry}/stat`, 'utf8');
-      // Field 4 (ppid) follows the parenthesised command name, which may contain spaces.
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      map.set(Number(entry), ppid);
-    } catch {
-      // The process ended while we looked.
-    }
-  }
-  return map;
-}
-
 /**
  * The Keyward server under `root`: the deepest node process whose arguments name src/main.ts
  * (npm → sh → node …/.bin/tsx src/main.ts → node --import …/tsx/loader src/main.ts).
  */
 async function keywardPid(root: number): Promise<number> {
-  const ppids = await parents();
-  const depth = new Map([[root, 0]]);
-  for (let grew = true; grew;) {
-    grew = false;
-    for (const [pid, ppid] of ppids) {
-      if (depth.has(ppid) && !depth.has(pid)) {
-        depth.set(pid, depth.get(ppid)! + 1);
-        grew = true;
-      }
-    }
-  }
+  const depth = await processTree(root);
   let best: { pid: number; depth: number } | undefined;
   for (const [pid, d] of depth) {
     const [comm, cmdline] = await Promise.all([
@@ -78,20 +49,6 @@ async function keywardPid(root: number): Promise<number> {
   }
   if (!best) throw new Error(`no node process running src/main.ts under ${root}`);
   return best.pid;
-}
-
-/** CPU time (user + system) the process has used, in seconds. */
-async function cpuSeconds(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // utime and stime are fields 14 and 15 of stat, i.e. 11 and 12 after the command name.
-  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
-}
-
-async function vmRssMiB(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const kib = Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1]);
-  return kib / 1024;
 }
 
 /** Starts `npm start` with `env`, waits for discovery, samples, then stops it with SIGTERM. */
@@ -123,20 +80,14 @@ async function startOn(port: number, env: Record<string, string>): Promise<Sampl
     }
     const ms = performance.now() - started;
     const pid = await keywardPid(child.pid!);
-    const [rssMiB, cpu] = await Promise.all([vmRssMiB(pid), cpuSeconds(pid)]);
+    const [rss, cpu] = await Promise.all([rssMiB(pid), cpuSeconds(pid)]);
     process.kill(pid, 'SIGTERM');
     await exited;
-    return { ms, cpu, rssMiB };
+    return { ms, cpu, rssMiB: rss };
   } catch (error) {
     child.kill('SIGKILL');
     throw error;
   }
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 function report(label: string, samples: Sample[]): void {
@@ -173,17 +124,11 @@ async function main(): Promise<void> {
     }
     const postgres: Sample[] = [];
     for (const dir of dirs) {
-      const name = `keyward_bench_${randomBytes(6).toString('hex')}`;
-      const admin = new pg.Client({ connectionString: baseUrl });
-      await admin.connect();
-      await admin.query(`CREATE DATABASE ${name}`);
+      const database = await scratchDatabase(baseUrl);
       try {
-        const url = new URL(baseUrl);
-        url.pathname = `/${name}`;
-        postgres.push(await startOnce({ DATABASE_URL: url.toString(), KEYWARD_KEK_FILE: path.join(dir, 'kek') }));
+        postgres.push(await startOnce({ DATABASE_URL: database.url, KEYWARD_KEK_FILE: path.join(dir, 'kek') }));
       } finally {
-        await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-        await admin.end();
+        await database.drop();
       }
     }
     report('PostgreSQL, fresh database', postgres);

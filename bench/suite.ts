@@ -23,16 +23,17 @@
  * /proc/<pid>/stat of the server process), peak RSS during the run (VmRSS sampled every 100 ms),
  * and Keyward's ratio to the baseline. Results: bench/results/<time>.json and .md (and latest.md).
  */
-import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { onFreshPort } from '../test/support/net.ts';
+import { CLOCK_TICKS, cpuTicks, defaultScratchDatabase, firstMessage, forkBench, median, rssMiB, startKeyward, stopChild } from './support.ts';
 
 const ALGS = ['ES256', 'RS256', 'EdDSA'] as const;
 type Alg = (typeof ALGS)[number];
@@ -42,8 +43,6 @@ const RUNS = Number(process.env.RUNS ?? 3);
 const RUN_SECONDS = Number(process.env.RUN_SECONDS ?? 5);
 const WARMUP_SECONDS = Number(process.env.WARMUP_SECONDS ?? 2);
 const CLIENT_COUNTS = (process.env.CLIENT_COUNTS ?? '1,100,1000,10000').split(',').map(Number);
-const KEK = Buffer.alloc(32, 9).toString('base64');
-const CLOCK_TICKS = 100; // USER_HZ
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const RESULTS = path.join(ROOT, 'bench', 'results');
 
@@ -84,27 +83,12 @@ interface Row {
 
 /** Child: Keyward on the given database, one role, an API per algorithm, `clients` service clients. */
 async function serveKeyward(databaseUrl: string, clientCount: number): Promise<Target> {
-  const { loadConfig } = await import('../src/config/env.ts');
-  const { createKeyward } = await import('../src/app.ts');
-  const { createLogger } = await import('../src/log/logger.ts');
-  const { keyward, url } = await onFreshPort(async (port) => {
-    const url = `http://127.0.0.1:${port}`;
-    const config = loadConfig({
-      PORT: String(port), HOST: '127.0.0.1', ISSUER: url, DATABASE_URL: databaseUrl, KEYWARD_KEK: KEK,
-      KEYWARD_SIGNING_ALGS: ALGS.join(','), KEYWARD_RATE_LIMIT: 'off', LOG_LEVEL: 'info',
-      // bench/profile.ts compares with audit events as info lines (before issue 13 §1).
-      ...(process.env.BENCH_AUDIT_LOG ? { KEYWARD_AUDIT_LOG: process.env.BENCH_AUDIT_LOG } : {}),
-    });
-    // Production logging: info lines to stdout (which the parent sends to /dev/null).
-    const keyward = await createKeyward(config, { logger: createLogger('info') });
-    try {
-      await keyward.listen();
-    } catch (error) {
-      await keyward.close();
-      throw error;
-    }
-    return { keyward, url };
-  });
+  // Production logging: info lines to stdout (which the parent sends to /dev/null).
+  const { keyward, url } = await startKeyward({
+    DATABASE_URL: databaseUrl, KEYWARD_SIGNING_ALGS: ALGS.join(','), KEYWARD_RATE_LIMIT: 'off',
+    // bench/profile.ts compares with audit events as info lines (before issue 13 §1).
+    ...(process.env.BENCH_AUDIT_LOG ? { KEYWARD_AUDIT_LOG: process.env.BENCH_AUDIT_LOG } : {}),
+  }, 'info');
   await keyward.roles.ensure({ name: 'orders-reader', permissions: ['orders:read'] });
   for (const alg of ALGS) {
     await keyward.resources.ensure({ identifier: RESOURCE(alg), scopes: ['orders:read', 'orders:write'], access_token_ttl: 300, signing_alg: alg });
@@ -159,17 +143,10 @@ async function serveBaseline(): Promise<Target> {
   return { url, pid: process.pid, clients: [{ id: 'bench', secret }] };
 }
 
+/** Forks this file as the `kind` server with `env`; resolves once it has sent its Target. */
 async function start(kind: 'keyward' | 'baseline', env: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; target: Target }> {
-  const child = fork(fileURLToPath(import.meta.url), [`serve-${kind}`], {
-    execArgv: ['--import', 'tsx'],
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-  });
-  const [message] = (await Promise.race([
-    once(child, 'message'),
-    once(child, 'exit').then(([code]) => { throw new Error(`${kind} server exited with ${String(code)} before it served`); }),
-  ])) as [Target];
-  return { child, target: message };
+  const child = forkBench(import.meta.url, [`serve-${kind}`], env);
+  return { child, target: await firstMessage<Target>(child, `${kind} server`) };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -216,17 +193,6 @@ function basic(c: Credentials): string {
 }
 
 let scratch = '';
-
-async function cpuTicks(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15)
-}
-
-async function rssMiB(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
-}
 
 async function wrk(target: Target, spec: LoadSpec, connections: number, seconds: number): Promise<Sample> {
   const specFile = path.join(scratch, `spec-${randomBytes(4).toString('hex')}`);
@@ -335,12 +301,6 @@ async function rotationScenario(k: Target): Promise<Rotation> {
 // ---------------------------------------------------------------------------------------------
 // Statistics and output
 
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
-
 function summarize(samples: Sample[]): Sample {
   return {
     rps: median(samples.map((s) => s.rps)),
@@ -392,6 +352,17 @@ function markdown(rows: Row[], curve: { clients: number; sample: Sample }[], rot
   return lines.join('\n') + '\n';
 }
 
+/** The version of the PostgreSQL server at `url` (SHOW server_version). */
+async function postgresVersion(url: string): Promise<string> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return String((await client.query<{ server_version: string }>('SHOW server_version')).rows[0]?.server_version ?? '?');
+  } finally {
+    await client.end();
+  }
+}
+
 function ensureWrk(): void {
   try {
     execFileSync('wrk', ['--version'], { stdio: 'ignore' });
@@ -409,27 +380,21 @@ function ensureWrk(): void {
 async function main(): Promise<void> {
   const started = Date.now();
   ensureWrk();
-  const base = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-  const name = `keyward_bench_${randomBytes(4).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: base });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  const dbUrl = new URL(base);
-  dbUrl.pathname = `/${name}`;
-  const postgres = String((await admin.query<{ server_version: string }>('SHOW server_version')).rows[0]?.server_version ?? '?');
-  scratch = await mkdtemp(path.join(os.tmpdir(), 'keyward-bench-'));
-  const load = () => os.loadavg().map((l) => l.toFixed(2)).join(' ');
-  const machine = {
-    cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, memGiB: Math.round(os.totalmem() / 2 ** 30),
-    node: process.version, postgres: `PostgreSQL ${postgres}`, loadBefore: load(), loadAfter: '',
-  };
-  console.log(`machine: ${machine.cpu}, ${machine.cores} cores, load ${machine.loadBefore}; ${RUNS} runs × ${RUN_SECONDS} s`);
-  const maxClients = Math.max(...CLIENT_COUNTS, 1);
+  const database = await defaultScratchDatabase();
   let keyward: { child: ChildProcess; target: Target } | undefined;
   let baseline: { child: ChildProcess; target: Target } | undefined;
   try {
+    const postgres = await postgresVersion(database.url);
+    scratch = await mkdtemp(path.join(os.tmpdir(), 'keyward-bench-'));
+    const load = () => os.loadavg().map((l) => l.toFixed(2)).join(' ');
+    const machine = {
+      cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, memGiB: Math.round(os.totalmem() / 2 ** 30),
+      node: process.version, postgres: `PostgreSQL ${postgres}`, loadBefore: load(), loadAfter: '',
+    };
+    console.log(`machine: ${machine.cpu}, ${machine.cores} cores, load ${machine.loadBefore}; ${RUNS} runs × ${RUN_SECONDS} s`);
+    const maxClients = Math.max(...CLIENT_COUNTS, 1);
     [keyward, baseline] = await Promise.all([
-      start('keyward', { BENCH_DATABASE_URL: dbUrl.toString(), BENCH_CLIENTS: String(maxClients) }),
+      start('keyward', { BENCH_DATABASE_URL: database.url, BENCH_CLIENTS: String(maxClients) }),
       start('baseline', {}),
     ]);
     console.log(`servers up in ${((Date.now() - started) / 1000).toFixed(0)} s (${maxClients} Keyward clients created)`);
@@ -510,11 +475,9 @@ async function main(): Promise<void> {
     await writeFile(path.join(RESULTS, 'latest.md'), table);
     console.log(`results: bench/results/${stamp}.{json,md} (and latest.md); ${json.wallSeconds} s in all`);
   } finally {
-    keyward?.child.kill();
-    baseline?.child.kill();
-    await rm(scratch, { recursive: true, force: true });
-    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await admin.end();
+    for (const server of [keyward, baseline]) if (server) await stopChild(server.child);
+    if (scratch) await rm(scratch, { recursive: true, force: true });
+    await database.drop();
   }
 }
 

@@ -20,14 +20,13 @@ import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { createVerifier } from 'keyward/verify';
+import { median, stdoutMatch, stopChild } from './support.ts';
 
 const AUDIENCE = 'https://orders.internal';
 const RUNS = 3;
 const SECONDS = 10;
 const CONNECTIONS = 50;
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
 async function issuer(alg: 'ES256' | 'RS256' | 'EdDSA') {
   const { privateKey, publicKey } = await generateKeyPair(alg);
@@ -71,17 +70,9 @@ async function startVerifyServer(issuerUrl: string): Promise<{ url: string; stop
     cwd: ROOT, env: { ...process.env, KEYWARD_VERIFY_ISSUER: issuerUrl, KEYWARD_VERIFY_AUDIENCE: AUDIENCE, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
-  let out = '';
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /"url":"([^"]+)"/.exec(out);
-      if (m) resolve(m[1]!);
-    });
-    child.once('exit', (code) => reject(new Error(`verify-server exited ${code}`)));
-  });
+  const url = await stdoutMatch(child, 'verify-server', (out) => /"url":"([^"]+)"/.exec(out)?.[1]);
   for (let i = 0; i < 50 && (await fetch(`${url}/healthz`)).status !== 200; i++) await new Promise((r) => setTimeout(r, 100));
-  return { url, stop: async () => { child.kill('SIGTERM'); await once(child, 'exit'); } };
+  return { url, stop: () => stopChild(child) };
 }
 
 async function withAutocannon(url: string, token: string): Promise<{ rps: number; p99: number; errors: number }> {

@@ -12,12 +12,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import pg from 'pg';
 import { addressInUse, onFreshPort } from '../test/support/net.ts';
+import { BENCH_KEK, CLOCK_TICKS, cpuTicksOfAll, defaultScratchDatabase, median, processTree, stopChild } from './support.ts';
 
 const RUNS = Number(process.env.RUNS ?? 3);
 const RUN_SECONDS = Number(process.env.RUN_SECONDS ?? 5);
@@ -25,11 +25,9 @@ const WARMUP_SECONDS = Number(process.env.WARMUP_SECONDS ?? 3);
 const CONNECTIONS = Number(process.env.CONNECTIONS ?? 50);
 const WORKERS = Number(process.env.WORKERS ?? 2);
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const KEK = Buffer.alloc(32, 9).toString('base64');
 const ADMIN_ID = 'bench-admin';
 const ADMIN_SECRET = randomBytes(32).toString('base64url');
 const RESOURCE = 'https://orders.bench';
-const CLOCK_TICKS = 100;
 
 interface Server {
   workers: number;
@@ -62,7 +60,7 @@ async function start(workers: number, databaseUrl: string, dir: string): Promise
       cwd: ROOT,
       env: {
         PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', PORT: String(port), HOST: '127.0.0.1', ISSUER: url,
-        DATABASE_URL: databaseUrl, KEYWARD_KEK: KEK, KEYWARD_KEK_FILE: path.join(dir, 'kek'), KEYWARD_WORKERS: String(workers),
+        DATABASE_URL: databaseUrl, KEYWARD_KEK: BENCH_KEK, KEYWARD_KEK_FILE: path.join(dir, 'kek'), KEYWARD_WORKERS: String(workers),
         KEYWARD_RATE_LIMIT: 'off', LOG_LEVEL: 'info',
         KEYWARD_BOOTSTRAP_ADMIN_CLIENT_ID: ADMIN_ID, KEYWARD_BOOTSTRAP_ADMIN_CLIENT_SECRET: ADMIN_SECRET,
       },
@@ -84,33 +82,6 @@ async function start(workers: number, databaseUrl: string, dir: string): Promise
   });
 }
 
-/** The pids of `root` and all its descendants. */
-async function tree(root: number): Promise<number[]> {
-  const parent = new Map<number, number>();
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
-    if (stat) parent.set(Number(entry), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
-  }
-  const pids = [root];
-  for (let grew = true; grew;) {
-    grew = false;
-    for (const [pid, ppid] of parent) if (pids.includes(ppid) && !pids.includes(pid)) { pids.push(pid); grew = true; }
-  }
-  return pids;
-}
-
-async function cpuTicks(pids: number[]): Promise<number> {
-  let ticks = 0;
-  for (const pid of pids) {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-    if (!stat) continue;
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    ticks += Number(f[11]) + Number(f[12]);
-  }
-  return ticks;
-}
-
 interface Sample {
   rps: number;
   p50: number;
@@ -120,24 +91,19 @@ interface Sample {
 }
 
 async function wrk(server: Server, scratch: string, seconds: number): Promise<Sample> {
-  const pids = await tree(server.child.pid!);
-  const before = await cpuTicks(pids);
+  // The primary and all its workers.
+  const pids = [...(await processTree(server.child.pid!)).keys()];
+  const before = await cpuTicksOfAll(pids);
   const child = spawn('wrk', ['-t2', `-c${CONNECTIONS}`, `-d${seconds}s`, '--timeout', '10s', '-s', path.join(scratch, 'bench.lua'), `${server.url}/token`, '--', path.join(scratch, 'spec')], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
   const [code] = (await once(child, 'exit')) as [number | null];
-  const cpuSeconds = ((await cpuTicks(pids)) - before) / CLOCK_TICKS;
+  const cpuSeconds = ((await cpuTicksOfAll(pids)) - before) / CLOCK_TICKS;
   const line = /WRK_JSON (\{.*\})/.exec(out)?.[1];
   if (code !== 0 || !line) throw new Error(`wrk failed (exit ${String(code)}):\n${out}`);
   const r = JSON.parse(line) as { requests: number; duration_us: number; status_errors: number; socket_errors: number; p50_us: number; p99_us: number };
   return { rps: (r.requests - r.status_errors) / (r.duration_us / 1e6), p50: r.p50_us / 1000, p99: r.p99_us / 1000, cpuSeconds, failures: r.status_errors + r.socket_errors };
 }
-
-const median = (values: number[]) => {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-};
 
 async function json(res: Response): Promise<Record<string, unknown>> {
   const body = (await res.json()) as Record<string, unknown>;
@@ -146,20 +112,15 @@ async function json(res: Response): Promise<Record<string, unknown>> {
 }
 
 async function main(): Promise<void> {
-  const base = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-  const name = `keyward_bench_${randomBytes(4).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: base });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  const dbUrl = new URL(base);
-  dbUrl.pathname = `/${name}`;
-  const scratch = await mkdtemp(path.join(os.tmpdir(), 'keyward-bench-workers-'));
+  const database = await defaultScratchDatabase();
+  let scratch: string | undefined;
   const servers: Server[] = [];
   try {
+    scratch = await mkdtemp(path.join(os.tmpdir(), 'keyward-bench-workers-'));
     console.log(`${os.cpus()[0]?.model ?? '?'}, ${os.cpus().length} cores, node ${process.version}; load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
     console.log(`client credentials ES256, ${CONNECTIONS} connections, wrk -t2 on the same machine; ${RUNS} runs of ${RUN_SECONDS} s, alternating`);
-    servers.push(await start(1, dbUrl.toString(), scratch));
-    servers.push(await start(WORKERS, dbUrl.toString(), scratch));
+    servers.push(await start(1, database.url, scratch));
+    servers.push(await start(WORKERS, database.url, scratch));
     const [one] = servers;
     // Setup through the admin API: an ES256 API, a role, a service client.
     const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`;
@@ -198,13 +159,9 @@ async function main(): Promise<void> {
     console.log(`median KEYWARD_WORKERS=${WORKERS}: ${Math.round(rps(WORKERS))} tokens/s (server ${cpu(WORKERS).toFixed(2)} cores)`);
     console.log(`factor: ${(rps(WORKERS) / rps(1)).toFixed(2)}×; load average after ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   } finally {
-    for (const s of servers) {
-      s.child.kill('SIGTERM');
-      await once(s.child, 'exit');
-    }
-    await rm(scratch, { recursive: true, force: true });
-    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await admin.end();
+    for (const s of servers) await stopChild(s.child);
+    if (scratch) await rm(scratch, { recursive: true, force: true });
+    await database.drop();
   }
 }
 
