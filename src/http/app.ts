@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type Router from '@koa/router';
 import Koa from 'koa';
+import compose from 'koa-compose';
 import type { Rate } from '../config/env.ts';
 import { errorFields as loggedError, type Logger } from '../log/logger.ts';
 import { isStoreUnavailable } from '../store/unavailable.ts';
@@ -121,7 +122,7 @@ export function createHttpApp(deps: HttpDeps): HttpApp {
   // The token endpoints, which no Keyward router serves (directProviderPaths), go to oidc-provider
   // straight from the socket: one koa context per request, the edge running inside the provider's.
   const direct = directProviderPaths(deps.routers);
-  const directEdge = chain([...edge, async (ctx, next) => {
+  const directEdge: Edge = compose([...edge, async (ctx: Koa.Context, next: Koa.Next) => {
     if (await checkBody(ctx)) await next();
   }]);
   const keyward = app.callback();
@@ -137,15 +138,4 @@ function pathOf(url: string | undefined): string {
   if (!url) return '/';
   const query = url.indexOf('?');
   return query < 0 ? url : url.slice(0, query);
-}
-
-/** Runs `middleware` in order, then `next` (koa's own composition, for a chain inside another app). */
-function chain(middleware: readonly Koa.Middleware[]): Edge {
-  return (ctx, next) => {
-    const step = async (i: number): Promise<void> => {
-      if (i < middleware.length) await middleware[i]!(ctx, () => step(i + 1));
-      else await next();
-    };
-    return step(0);
-  };
 }
