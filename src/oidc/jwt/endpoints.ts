@@ -32,7 +32,9 @@ export class JwtTokenEndpoints {
   async introspect(request: JwtTokenRequest): Promise<Record<string, unknown>> {
     const claims = await this.#visible(request);
     if (!claims || await this.deps.revocations.isRevoked(claims.jti)) return { active: false };
-    if (await this.deps.revokedThroughChain?.(claims.jti)) return { active: false };
+    // Only an exchanged token has a chain, and every exchanged token carries `act` (RFC 8693 §4.1):
+    // any other token costs no second store lookup.
+    if (claims.act !== undefined && await this.deps.revokedThroughChain?.(claims.jti)) return { active: false };
     return introspectionOf(claims);
   }
 
