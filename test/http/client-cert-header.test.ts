@@ -1,13 +1,15 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { accessSync, constants, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { decodeJwt } from 'jose';
 import { chainsTo, ClientCertificates, decodePem, MAX_CERTIFICATE_HEADER, xfccCertificate } from '../../src/http/client-certificate.ts';
+import { binary } from '../support/binary.ts';
 import { createTestDatabase, startServer, type TestDatabase, type TestServer } from '../support/harness.ts';
 import { onFreshPort } from '../support/net.ts';
+import { nginxPreamble } from '../support/nginx.ts';
 import { TestPki, type Issued } from '../support/pki.ts';
 import { tlsRequest } from '../support/tls-request.ts';
 
@@ -17,14 +19,7 @@ import { tlsRequest } from '../support/tls-request.ts';
  * `ssl_verify_client optional_no_ca` forwards `$ssl_client_escaped_cert`; Keyward checks the
  * chain against KEYWARD_TLS_CLIENT_CA_FILE itself. Envoy's XFCC format is parsed too.
  */
-const NGINX = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((file) => {
-  try {
-    accessSync(file, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-});
+const NGINX = binary('nginx');
 
 const pki = new TestPki();
 const clientCa = pki.ca('client-ca');
@@ -99,20 +94,7 @@ describe('RFC 8705 §2.1 through a real nginx (KEYWARD_CLIENT_CERT_HEADER)', { s
     // The issuer names nginx's port, so it was chosen before Keyward started; no retry on another.
     await (async (port: number) => {
       const conf = path.join(dir, `nginx-${port}.conf`);
-      writeFileSync(conf, `
-worker_processes 1;
-daemon off;
-pid ${dir}/nginx.pid;
-error_log ${dir}/nginx-error.log warn;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/nginx-body;
-  proxy_temp_path ${dir}/nginx-proxy;
-  fastcgi_temp_path ${dir}/nginx-fastcgi;
-  uwsgi_temp_path ${dir}/nginx-uwsgi;
-  scgi_temp_path ${dir}/nginx-scgi;
-  server {
+      writeFileSync(conf, `${nginxPreamble(dir)}  server {
     listen 127.0.0.1:${nginxPort} ssl;
     ssl_certificate ${serverCert.certFile};
     ssl_certificate_key ${serverCert.keyFile};

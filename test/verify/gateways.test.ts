@@ -18,6 +18,7 @@ import { authorize, codeGrant, seedUserFlow } from '../oidc/user-flow.ts';
 import { adminEnv, adminToken } from '../keys/helpers.ts';
 import { unsigned } from './issuer.ts';
 import { binary } from '../support/binary.ts';
+import { nginxPreamble } from '../support/nginx.ts';
 
 /**
  * DESIGN.md "Verifying at the edge" with real gateways: nginx `auth_request` → the forward-auth
@@ -212,20 +213,7 @@ describe('nginx auth_request → verify-server', { skip: NGINX ? false : 'nginx 
       }`;
     gateway = await startGateway('nginx', (port) => {
       const conf = path.join(dir, `nginx-${port}.conf`);
-      writeFileSync(conf, `
-worker_processes 1;
-daemon off;
-pid ${dir}/nginx.pid;
-error_log ${dir}/nginx-error.log warn;
-events { worker_connections 128; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/nginx-body;
-  proxy_temp_path ${dir}/nginx-proxy;
-  fastcgi_temp_path ${dir}/nginx-fastcgi;
-  uwsgi_temp_path ${dir}/nginx-uwsgi;
-  scgi_temp_path ${dir}/nginx-scgi;
-  upstream keyward_verify { server 127.0.0.1:${verifyPort}; keepalive 8; }
+      writeFileSync(conf, `${nginxPreamble(dir, 128)}  upstream keyward_verify { server 127.0.0.1:${verifyPort}; keepalive 8; }
   server {
     listen 127.0.0.1:${port};
     location = /__ready { return 204; }
