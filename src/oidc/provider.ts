@@ -138,7 +138,7 @@ export function createProvider(deps: ProviderDeps): Provider {
       revocations: deps.revocations,
       clients: deps.clients,
       ...(deps.audit ? { audit: deps.audit } : {}),
-      revokedThroughChain: (jti) => revokedThroughChain(deps.exchangeLinks, jti, deps.now()),
+      revokedThroughChain: (token) => revokedThroughChain(deps.exchangeLinks, token, deps.now()),
     },
   });
   if (deps.tokenSize) installTokenSizeWatch(provider, deps.tokenSize);

@@ -218,8 +218,11 @@ async function currentRoles(deps: TokenExchangeDeps, sub: string, isUser: boolea
  * Whether an exchanged token is dead through its chain: a token it derives from was revoked,
  * or the user's grant at its root is gone. False for a token that was not exchanged.
  */
-export async function revokedThroughChain(links: ExchangeLinks, jti: string, now: Date): Promise<boolean> {
-  const link = await links.find(jti);
+export async function revokedThroughChain(links: ExchangeLinks, token: { jti: string; act?: unknown }, now: Date): Promise<boolean> {
+  // Every token this grant mints carries `act` (RFC 8693 §4.1), and only those have a link:
+  // any other token needs no lookup.
+  if (token.act === undefined) return false;
+  const link = await links.find(token.jti);
   if (!link) return false;
   if (await links.anyRevoked(link.subjectJtis)) return true;
   return link.grantId ? !(await links.grantLive(link.grantId, now)) : false;

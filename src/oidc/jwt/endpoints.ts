@@ -10,7 +10,7 @@ export interface JwtEndpointDeps {
   clients: ClientService;
   audit?: { record(event: AuditEvent): void };
   /** RFC 8693: whether an exchanged token died with a token of its chain or its user's grant. */
-  revokedThroughChain?: (jti: string) => Promise<boolean>;
+  revokedThroughChain?: (token: { jti: string; act?: unknown }) => Promise<boolean>;
 }
 
 /** An introspection or revocation request for a JWT, from a client oidc-provider authenticated. */
@@ -32,9 +32,7 @@ export class JwtTokenEndpoints {
   async introspect(request: JwtTokenRequest): Promise<Record<string, unknown>> {
     const claims = await this.#visible(request);
     if (!claims || await this.deps.revocations.isRevoked(claims.jti)) return { active: false };
-    // Only an exchanged token has a chain, and every exchanged token carries `act` (RFC 8693 §4.1):
-    // any other token costs no second store lookup.
-    if (claims.act !== undefined && await this.deps.revokedThroughChain?.(claims.jti)) return { active: false };
+    if (await this.deps.revokedThroughChain?.(claims)) return { active: false };
     return introspectionOf(claims);
   }
 
