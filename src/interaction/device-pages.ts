@@ -67,6 +67,15 @@ export function deviceFlowConfiguration(options: DevicePagesOptions): Partial<Co
   const { audit } = options;
   return {
     ttl: { DeviceCode: options.codeTtlSeconds },
+    /**
+     * A device's approval does not end with the browser session that gave it (the phone that
+     * approved the TV is another device; signing out there must not sign the TV out). It also
+     * closes a race in oidc-provider: it saves the approved device code (lib/actions/authorization/
+     * device.js) before the session that names the code's grant, and a session-bound code is
+     * invisible until both agree (lib/models/token_helpers.js checkSessionBinding), so a poll in
+     * that window got `invalid_grant`. Other codes keep oidc-provider's default.
+     */
+    expiresWithSession: (_ctx, code) => code.kind !== 'DeviceCode' && !code.scopes.has('offline_access'),
     features: {
       deviceFlow: {
         enabled: true,

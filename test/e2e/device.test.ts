@@ -145,6 +145,27 @@ test('RFC 8628 §3.3.1: verification_uri_complete fills the code in but still as
   await context.close();
 });
 
+test('RFC 8628 §3.5: the approval belongs to the device: signing out of the browser that gave it, before the device polls, undoes nothing', async () => {
+  const response = await oidc.initiateDeviceAuthorization(tv, { scope: SCOPE });
+  const { context, page } = await person();
+  await page.goto(response.verification_uri_complete!);
+  await page.waitForLoadState('load');
+  await clickAndLoad(page, 'Continue');
+  await submitLogin(page, user.username, user.password);
+  assert.equal(await page.locator('h1').innerText(), 'Device connected');
+  // The browser session ends (RP-initiated logout confirmed by the person) before the first poll.
+  const sessions = () => server.keyward.store.prisma.oidcArtifact.count({ where: { model: 'Session', accountId: user.id } });
+  const before = await sessions();
+  await page.goto(`${server.url}/session/end`);
+  await clickAndLoad(page, 'Sign out');
+  assert.equal(await sessions(), before - 1);
+  const answer = await poll(tv, response.device_code);
+  assert.equal(answer.status, 200, JSON.stringify(answer.json));
+  const { payload } = await verifyAccessToken(server.url, String(answer.json?.access_token), ORDERS);
+  assert.equal(payload.sub, user.id);
+  await context.close();
+});
+
 test('RFC 8628 §3.5 access_denied: the person denies at consent; the device is told access_denied', async () => {
   // Someone who has not allowed this client before (consent is remembered per user and client).
   const other = await createUser(server.keyward, { roles: ['orders-reader'] });
