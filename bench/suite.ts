@@ -4,6 +4,7 @@
  *
  *   npm run bench                     # DATABASE_URL defaults to postgres://postgres@127.0.0.1:5432/postgres
  *   RUNS=5 RUN_SECONDS=10 npm run bench
+ *   BENCH_ONLY='token ES256' CLIENT_COUNTS= BENCH_ROTATION=off npm run bench   # one scenario, for an A/B
  *
  * Each server is a child process of its own; the load generator is wrk (Debian package
  * `wrk`, installed when missing and possible), a separate process with a Lua script for the
@@ -42,7 +43,9 @@ const OPAQUE_RESOURCE = 'https://api-opaque.bench';
 const RUNS = Number(process.env.RUNS ?? 3);
 const RUN_SECONDS = Number(process.env.RUN_SECONDS ?? 5);
 const WARMUP_SECONDS = Number(process.env.WARMUP_SECONDS ?? 2);
-const CLIENT_COUNTS = (process.env.CLIENT_COUNTS ?? '1,100,1000,10000').split(',').map(Number);
+const CLIENT_COUNTS = (process.env.CLIENT_COUNTS ?? '1,100,1000,10000').split(',').filter(Boolean).map(Number);
+/** Only the scenarios whose name contains this text (e.g. `token ES256`); all when unset. */
+const ONLY = process.env.BENCH_ONLY;
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const RESULTS = path.join(ROOT, 'bench', 'results');
 
@@ -422,6 +425,7 @@ async function main(): Promise<void> {
     });
     scenarios.push({ name: 'JWKS', connections: 10, spec: () => ({ method: 'GET', path: '/jwks', authorizations: [], body: '' }) });
 
+    if (ONLY) scenarios.splice(0, scenarios.length, ...scenarios.filter((s) => s.name.includes(ONLY)));
     for (const s of scenarios) {
       await wrk(k, s.spec(k), s.connections, WARMUP_SECONDS);
       await wrk(b, s.spec(b), s.connections, WARMUP_SECONDS);

@@ -3,7 +3,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type Router from '@koa/router';
 import type Koa from 'koa';
-import type { Configuration } from 'oidc-provider';
+import { Provider, type Configuration } from 'oidc-provider';
 import { adminRouter } from './admin/router.ts';
 import { AuditQuery } from './audit/query.ts';
 import { startAuditRetention } from './audit/retention.ts';
@@ -33,7 +33,7 @@ import { jwksMaxAgeSeconds } from './keys/lifecycle.ts';
 import { KeyScheduler, type Timers } from './keys/scheduler.ts';
 import { KeyService } from './keys/service.ts';
 import { discoveryCacheRoutes, jwksCacheRoutes } from './http/jwks-cache.ts';
-import { errorFields, type Logger } from './log/logger.ts';
+import { errorFields, readRequestIdsFrom, requestIdOf, type Logger } from './log/logger.ts';
 import { accountConfiguration } from './oidc/accounts.ts';
 import { interactionConfiguration, providerPageHeaders, refusalPage } from './interaction/provider-pages.ts';
 import { CsrfTokens } from './interaction/csrf.ts';
@@ -252,6 +252,8 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
       if (r.kind === 'page') return refusalPage(ctx, r.status, r.error, r.description, r.headers);
       return oauthAnswer(ctx, r.status, r.error, r.description, r.headers);
     };
+    // Every line logged while oidc-provider serves a request names the request (log/logger.ts).
+    readRequestIdsFrom(() => requestIdOf(Provider.ctx));
     const http = createHttpApp({
       issuer: config.issuer, logger, metrics, security, provider, routers, proxyHops: config.proxyHops, rateLimits: config.rateLimits, answer, onStoreOutage,
     });

@@ -1,6 +1,7 @@
 import type Koa from 'koa';
 import { z } from 'zod';
 import type { AuditWriter } from '../audit/writer.ts';
+import { requestIdOf } from '../log/logger.ts';
 import type { Principal } from './auth.ts';
 import { checkQuery, readJsonBody } from './body.ts';
 import { Problem, toProblem, validationProblem } from './problem.ts';
@@ -105,7 +106,7 @@ export function defineRoute<P extends z.ZodType = typeof nothing, Q extends z.Zo
         if (write) {
           const note = spec.audit?.(input, result) ?? { subject: pathSubject(rawParams) };
           audit.record({
-            type: 'admin.change', actor: principal.actor, subject: note.subject, outcome: 'success', ip: ctx.ip,
+            type: 'admin.change', actor: principal.actor, subject: note.subject, outcome: 'success', ip: ctx.ip, requestId: requestIdOf(ctx),
             details: { action: spec.operationId, ...(fields.length ? { fields } : {}), ...note.details },
           });
         }
@@ -115,7 +116,7 @@ export function defineRoute<P extends z.ZodType = typeof nothing, Q extends z.Zo
       } catch (error) {
         if (write) {
           audit.record({
-            type: 'admin.change', actor: principal.actor, subject: pathSubject(rawParams), outcome: 'failure', ip: ctx.ip,
+            type: 'admin.change', actor: principal.actor, subject: pathSubject(rawParams), outcome: 'failure', ip: ctx.ip, requestId: requestIdOf(ctx),
             details: { action: spec.operationId, status: toProblem(error)?.status ?? 500 },
           });
         }

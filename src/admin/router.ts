@@ -5,7 +5,7 @@ import type { AuditWriter } from '../audit/writer.ts';
 import type { ResourceService } from '../identity/resources.ts';
 import type { RoleService } from '../identity/roles.ts';
 import type { UserService } from '../identity/users.ts';
-import type { Logger } from '../log/logger.ts';
+import { requestFields, type Logger } from '../log/logger.ts';
 import type { TokenSizeWatch } from '../oidc/token-size.ts';
 import { AdminAuthenticator, type AdminAuthDeps } from './auth.ts';
 import { openApiDocument } from './openapi.ts';
@@ -75,7 +75,7 @@ export function adminRouter(deps: AdminDeps): Router {
     const problem = toProblem(error);
     if (problem?.status === 503) deps.onStoreOutage?.();
     if (problem) return sendProblem(ctx, problem);
-    deps.logger.error({ err: safeError(error), path: ctx.path, method: ctx.method }, 'admin request failed');
+    deps.logger.error({ err: safeError(error), path: ctx.path, method: ctx.method, ...requestFields(ctx) }, 'admin request failed');
     sendProblem(ctx, new Problem(500, 'an unexpected error occurred; it has been logged'));
   };
 

@@ -7,6 +7,8 @@ export interface AuditEvent {
   ip?: string | undefined;
   details?: Record<string, unknown>;
   at?: Date;
+  /** The id of the request it happened in: on the event's log line, not stored. */
+  requestId?: string | undefined;
 }
 
 export type AuditEventType =

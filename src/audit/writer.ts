@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import { storableText } from '../domain/text.ts';
-import { errorFields, type Logger } from '../log/logger.ts';
+import { errorFields, requestIdField, type Logger } from '../log/logger.ts';
 import type { Sql } from '../store/sql.ts';
 import type { AuditEvent } from './events.ts';
 
@@ -44,6 +44,7 @@ interface Buffered {
   ip: string;
   details: Record<string, unknown>;
   at: Date;
+  requestId?: string | undefined;
 }
 
 /** Bounds of what one event may hold: ids and names are short, and no input is kept whole. */
@@ -99,6 +100,7 @@ function ecsFields(event: Buffered): Record<string, unknown> {
     event: { kind: 'event', dataset: 'keyward.audit', category: [CATEGORY[event.type]], action: event.type, outcome: event.outcome, created: event.at.toISOString() },
     ...(event.actor ? { user: { id: event.actor } } : {}),
     ...(event.ip ? { client: { ip: event.ip } } : {}),
+    ...requestIdField(event.requestId),
     keyward: { audit: { subject: event.subject || undefined, details: event.details } },
   };
 }
@@ -280,6 +282,7 @@ export class AuditWriter {
       ip: storableText(event.ip ?? '', MAX_IP),
       details: boundedValue(event.details ?? {}, 0) as Record<string, unknown>,
       at: event.at ?? this.now(),
+      ...(event.requestId ? { requestId: event.requestId.slice(0, MAX_ID) } : {}),
     };
   }
 

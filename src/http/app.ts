@@ -3,7 +3,7 @@ import type Router from '@koa/router';
 import Koa from 'koa';
 import compose from 'koa-compose';
 import type { Rate } from '../config/env.ts';
-import { errorFields as loggedError, type Logger } from '../log/logger.ts';
+import { errorFields as loggedError, requestFields, type Logger } from '../log/logger.ts';
 import { isStoreUnavailable } from '../store/unavailable.ts';
 import type { ProviderHolder } from '../oidc/holder.ts';
 import type { Metrics, SecurityMetrics } from './metrics.ts';
@@ -54,7 +54,7 @@ export function createHttpApp(deps: HttpDeps): HttpApp {
   // throttling and audit see; with N proxies the Nth address from the right is the client.
   const app = new Koa({ proxy: deps.proxyHops > 0, maxIpsCount: deps.proxyHops });
   app.silent = true;
-  app.on('error', (error: Error) => deps.logger.error({ err: loggedError(error) }, 'http error'));
+  app.on('error', (error: Error, ctx?: Koa.Context) => deps.logger.error({ err: loggedError(error), ...requestFields(ctx) }, 'http error'));
 
   // The edge: what every request passes first, in Keyward's app or (token endpoints) in the provider's.
   const edge: Koa.Middleware[] = [];
@@ -87,7 +87,7 @@ export function createHttpApp(deps: HttpDeps): HttpApp {
         return;
       }
       // Last line of defence: a bug must answer 500, not crash or leak a stack trace.
-      deps.logger.error({ err: { ...loggedError(error), stack: (error as Error).stack }, path: ctx.path }, 'unhandled error');
+      deps.logger.error({ err: { ...loggedError(error), stack: (error as Error).stack }, path: ctx.path, ...requestFields(ctx) }, 'unhandled error');
       ctx.status = 500;
       ctx.type = 'application/problem+json';
       ctx.body = { type: 'about:blank', title: 'Internal Server Error', status: 500 };

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import type Koa from 'koa';
-import { requestContext } from '../log/logger.ts';
 
 /** What a caller's own id may look like: short, printable, nothing a log viewer would misread. */
 const CALLER_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/;
@@ -8,7 +7,7 @@ const CALLER_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/;
 /**
  * Every request gets an id: the caller's `X-Request-Id` when it is a sane one (a gateway's
  * trace id), otherwise a new UUID. It is echoed in the response and carried by every log line
- * written while the request is served (the logger reads it from `requestContext`).
+ * written while the request is served (log/logger.ts `readRequestIdsFrom`, `requestIdOf`).
  */
 export function requestId(): Koa.Middleware {
   return async (ctx, next) => {
@@ -16,6 +15,6 @@ export function requestId(): Koa.Middleware {
     const id = CALLER_ID.test(offered) ? offered : randomUUID();
     ctx.set('X-Request-Id', id);
     ctx.state.requestId = id;
-    await requestContext.run({ requestId: id }, next);
+    await next();
   };
 }

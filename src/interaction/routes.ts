@@ -4,6 +4,7 @@ import { errors, type Interaction } from 'oidc-provider';
 import { z } from 'zod';
 import type { AuditWriter } from '../audit/writer.ts';
 import type { ClientService } from '../identity/clients/index.ts';
+import { requestIdOf } from '../log/logger.ts';
 import type { PasswordAuthenticator } from '../identity/password-login.ts';
 import type { ResourceService } from '../identity/resources.ts';
 import type { UserService } from '../identity/users.ts';
@@ -122,7 +123,7 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     const { username, password } = parsed.data;
     const candidate = await deps.authenticator.lookup(username);
     const attempt = { account: candidate.account, ip: ctx.ip };
-    const audit = { actor: username, ip: ctx.ip, subject: interaction.params.client_id as string };
+    const audit = { actor: username, ip: ctx.ip, subject: interaction.params.client_id as string, requestId: requestIdOf(ctx) };
 
     // The attempt is counted before its password is checked (and refunded on success), so
     // parallel guesses cannot all pass the throttle (issue 10 F3).

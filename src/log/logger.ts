@@ -1,4 +1,3 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { fileURLToPath } from 'node:url';
 import { pino, type Logger, type DestinationStream } from 'pino';
 
@@ -15,16 +14,36 @@ const REDACT = [
   'access_token', '*.access_token', 'refresh_token', '*.refresh_token', 'id_token', '*.id_token', 'token', '*.token',
 ];
 
-/** What every log line written while serving one request carries. */
-export interface RequestContext {
-  requestId: string;
+/** The id http/request-id.ts gave a request, from its koa context (`ctx.state.requestId`). */
+export function requestIdOf(ctx: { state?: unknown } | undefined): string | undefined {
+  const id = (ctx?.state as { requestId?: unknown } | undefined)?.requestId;
+  return typeof id === 'string' ? id : undefined;
 }
 
 /**
- * The request being served, across every await of its handling (oidc-provider's events
- * included): the logger's mixin reads it, so no call site has to pass the request id along.
+ * Where the logger's mixin finds the id of the request being served. app.ts points it at
+ * oidc-provider's request context (`Provider.ctx`, kept in oidc-provider's own
+ * AsyncLocalStorage while its routes run), so every line written while oidc-provider serves a
+ * request carries the id without call sites passing it along. Keyward keeps no
+ * AsyncLocalStorage of its own: on Node 20 each enabled one adds work to every promise of every
+ * request (issue 13). Keyward's own routes (admin API, login pages) name the request
+ * explicitly on their error and audit lines.
  */
-export const requestContext = new AsyncLocalStorage<RequestContext>();
+let currentRequestId: () => string | undefined = () => undefined;
+
+/** ECS `http.request.id`, when there is an id. */
+export function requestIdField(id: string | undefined): { http?: { request: { id: string } } } {
+  return id ? { http: { request: { id } } } : {};
+}
+
+/** The fields naming the request of `ctx`, for lines written outside oidc-provider's routes. */
+export function requestFields(ctx: { state?: unknown } | undefined): { http?: { request: { id: string } } } {
+  return requestIdField(requestIdOf(ctx));
+}
+
+export function readRequestIdsFrom(source: () => string | undefined): void {
+  currentRequestId = source;
+}
 
 /**
  * An error as logged (ECS `error.*` shape): class, code and the first line of its message, cut
@@ -55,10 +74,7 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
     messageKey: 'message',
     timestamp: () => `,"@timestamp":"${new Date().toISOString()}"`,
     formatters: { level: (label) => ({ 'log.level': label }) },
-    mixin: () => {
-      const context = requestContext.getStore();
-      return context ? { http: { request: { id: context.requestId } } } : {};
-    },
+    mixin: () => requestIdField(currentRequestId()),
     redact: { paths: REDACT, censor: '[redacted]' },
     ...(pretty ? {
       transport: { target: pretty, options: { messageKey: 'message', levelKey: 'log.level', timestampKey: '@timestamp', ignore: 'ecs.version,service' } },

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import { createTestDatabase, startServer, type TestDatabase, type TestServer } from '../support/harness.ts';
 import { auditEvents, basic, ORDERS, postForm, seedOrders } from '../oidc/service-fixtures.ts';
+import { adminClient, call } from '../admin/support.ts';
 
 let db: TestDatabase;
 let server: TestServer;
@@ -115,6 +116,13 @@ test('issue 11 §8: X-Request-Id is echoed (or generated) and carried by every l
   const lines = server.logs.lines.filter((l) => l.includes('trace-abc.123')).map((l) => JSON.parse(l) as { http?: { request?: { id?: string } }; event?: { action?: string } });
   assert.ok(lines.some((l) => l.event?.action === 'token.issued'), 'the audit line of the request carries its id');
   assert.ok(lines.every((l) => l.http?.request?.id === 'trace-abc.123'));
+  // Keyward's own routes (the admin API here) name the request on their audit lines too.
+  const admin = await adminClient(server);
+  const created = await call(server, admin.token, 'POST', '/roles', { name: 'request-id-probe' }, { 'x-request-id': 'trace-admin.7' });
+  assert.equal(created.status, 201);
+  const adminLine = server.logs.lines.map((l) => JSON.parse(l) as { http?: { request?: { id?: string } }; event?: { action?: string } })
+    .find((l) => l.event?.action === 'admin.change' && l.http?.request?.id === 'trace-admin.7');
+  assert.ok(adminLine, 'the admin.change audit line carries the request id');
   const generated = await get('/healthz', { 'x-request-id': 'bad id with spaces\u00e9' });
   assert.match(generated.headers.get('x-request-id') ?? '', /^[0-9a-f-]{36}$/);
   assert.match((await get('/healthz')).headers.get('x-request-id') ?? '', /^[0-9a-f-]{36}$/);

@@ -155,6 +155,11 @@ export function installFederatedJwt(provider: Provider, auth: FederatedClientAut
       await next();
       return;
     }
+    // Most token requests (no client assertion at all) are not parsed here a second time.
+    if (!text.includes('client_assertion_type=')) {
+      await next();
+      return;
+    }
     const params = querystring.parse(text);
     const clientId = params.client_id;
     const assertion = params.client_assertion;
