@@ -65,7 +65,9 @@ export function adminRouter(deps: AdminDeps): Router {
   const routes = adminRouteTable(deps);
   const auth = new AdminAuthenticator(deps);
   const router = new Router();
-  const document = openApiDocument(deps.issuer, routes, [
+  // Built on the first request for it, not at start (~0.1 s of schema conversion).
+  let document: object | undefined;
+  const describe = () => openApiDocument(deps.issuer, routes, [
     [clientView, 'Client'], [clientRead, 'ClientRead'], [clientCreated, 'ClientCreated'], [secretRotated, 'SecretRotated'], [userView, 'User'],
     [roleView, 'Role'], [resourceView, 'ResourceServer'], [keyView, 'SigningKey'], [auditView, 'AuditEvent'],
     [federatedCredentialView, 'FederatedCredential'],
@@ -81,6 +83,7 @@ export function adminRouter(deps: AdminDeps): Router {
 
   router.get(`${ADMIN_PREFIX}/openapi.json`, (ctx) => {
     ctx.set('Cache-Control', 'no-cache');
+    document ??= describe();
     ctx.body = document;
   });
   for (const route of routes) {
