@@ -14,7 +14,7 @@ import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CLOCK_TICKS, cpuTicks, defaultScratchDatabase, firstMessage, forkBench, stopChild } from './support.ts';
+import { buildRuntime, CLOCK_TICKS, cpuTicks, defaultScratchDatabase, firstMessage, forkBench, stopChild } from './support.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const OUT = path.join(ROOT, 'bench', 'results', 'profiles');
@@ -65,6 +65,7 @@ function analyse(profile: Profile): string {
 }
 
 async function main(): Promise<void> {
+  buildRuntime();
   const database = await defaultScratchDatabase();
   let child: ChildProcess | undefined;
   try {

@@ -5,6 +5,7 @@
  *   npm run bench                     # DATABASE_URL defaults to postgres://postgres@127.0.0.1:5432/postgres
  *   RUNS=5 RUN_SECONDS=10 npm run bench
  *   BENCH_ONLY='token ES256' CLIENT_COUNTS= BENCH_ROTATION=off npm run bench   # one scenario, for an A/B
+ *   BENCH_RUNTIME=src npm run bench   # Keyward from the TypeScript sources under tsx (default: `npm run build`, then dist/)
  *
  * Each server is a child process of its own; the load generator is wrk (Debian package
  * `wrk`, installed when missing and possible), a separate process with a Lua script for the
@@ -34,7 +35,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { onFreshPort } from '../test/support/net.ts';
-import { CLOCK_TICKS, cpuTicks, defaultScratchDatabase, firstMessage, forkBench, median, rssMiB, startKeyward, stopChild } from './support.ts';
+import { buildRuntime, CLOCK_TICKS, cpuTicks, defaultScratchDatabase, firstMessage, forkBench, median, rssMiB, startKeyward, stopChild } from './support.ts';
 
 const ALGS = ['ES256', 'RS256', 'EdDSA'] as const;
 type Alg = (typeof ALGS)[number];
@@ -322,7 +323,7 @@ const x = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
 
 function markdown(rows: Row[], curve: { clients: number; sample: Sample }[], rotation: Rotation | undefined, machine: Record<string, unknown>): string {
   const lines = [
-    `Machine: ${String(machine.cpu)}, ${String(machine.cores)} cores, ${String(machine.memGiB)} GiB; Node ${String(machine.node)}; ${String(machine.postgres)}; wrk -t2.`,
+    `Machine: ${String(machine.cpu)}, ${String(machine.cores)} cores, ${String(machine.memGiB)} GiB; Node ${String(machine.node)}; ${String(machine.postgres)}; wrk -t2; Keyward ${String(machine.keywardRuntime)}.`,
     `Load average before/after: ${String(machine.loadBefore)} / ${String(machine.loadAfter)}. Medians of ${RUNS} runs of ${RUN_SECONDS} s; Keyward and baseline alternating.`,
     '',
     '| scenario | conns | Keyward req/s | baseline req/s | ratio | Keyward p50 / p99 ms | baseline p50 / p99 ms | Keyward req per CPU-s | baseline req per CPU-s | ratio | peak RSS MiB K / B |',
@@ -383,6 +384,7 @@ function ensureWrk(): void {
 async function main(): Promise<void> {
   const started = Date.now();
   ensureWrk();
+  const runtime = buildRuntime();
   const database = await defaultScratchDatabase();
   let keyward: { child: ChildProcess; target: Target } | undefined;
   let baseline: { child: ChildProcess; target: Target } | undefined;
@@ -393,8 +395,9 @@ async function main(): Promise<void> {
     const machine = {
       cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, memGiB: Math.round(os.totalmem() / 2 ** 30),
       node: process.version, postgres: `PostgreSQL ${postgres}`, loadBefore: load(), loadAfter: '',
+      keywardRuntime: runtime === 'dist' ? 'compiled (dist/)' : 'TypeScript sources under tsx',
     };
-    console.log(`machine: ${machine.cpu}, ${machine.cores} cores, load ${machine.loadBefore}; ${RUNS} runs × ${RUN_SECONDS} s`);
+    console.log(`machine: ${machine.cpu}, ${machine.cores} cores, load ${machine.loadBefore}; ${RUNS} runs × ${RUN_SECONDS} s; Keyward ${machine.keywardRuntime}`);
     const maxClients = Math.max(...CLIENT_COUNTS, 1);
     [keyward, baseline] = await Promise.all([
       start('keyward', { BENCH_DATABASE_URL: database.url, BENCH_CLIENTS: String(maxClients) }),

@@ -3,7 +3,7 @@
  * bench child process, the child processes themselves, and process figures from /proc.
  * Nothing here measures anything by itself; each bench's header says what it measures.
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { readdir, readFile } from 'node:fs/promises';
@@ -85,9 +85,7 @@ export type LogLevel = Config['logLevel'];
  * is imported here, so that a bench's parent process does not load it.
  */
 export async function startKeyward(env: NodeJS.ProcessEnv, logLevel: LogLevel): Promise<{ keyward: Keyward; url: string }> {
-  const { loadConfig } = await import('../src/config/env.ts');
-  const { createKeyward } = await import('../src/app.ts');
-  const { createLogger } = await import('../src/log/logger.ts');
+  const { loadConfig, createKeyward, createLogger } = await keywardModules();
   return onFreshPort(async (port) => {
     const url = `http://127.0.0.1:${port}`;
     const config = loadConfig({ KEYWARD_KEK: BENCH_KEK, ...env, PORT: String(port), HOST: '127.0.0.1', ISSUER: url, LOG_LEVEL: logLevel });
@@ -100,6 +98,42 @@ export async function startKeyward(env: NodeJS.ProcessEnv, logLevel: LogLevel): 
     }
     return { keyward, url };
   });
+}
+
+/**
+ * The app's modules, from the TypeScript sources (tsx) or, with BENCH_RUNTIME=dist, from the
+ * compiled runtime production runs (`npm run build` first; see buildRuntime()). tsx compiles
+ * with esbuild's keepNames, which wraps every function created at run time in a naming call:
+ * measurable on a hot path, and absent from what production runs.
+ */
+async function keywardModules(): Promise<{
+  loadConfig: typeof import('../src/config/env.ts').loadConfig;
+  createKeyward: typeof import('../src/app.ts').createKeyward;
+  createLogger: typeof import('../src/log/logger.ts').createLogger;
+}> {
+  if (process.env.BENCH_RUNTIME === 'dist') {
+    const dist = new URL('../dist/', import.meta.url);
+    const [env, app, log] = await Promise.all([
+      import(new URL('config/env.js', dist).href) as Promise<typeof import('../src/config/env.ts')>,
+      import(new URL('app.js', dist).href) as Promise<typeof import('../src/app.ts')>,
+      import(new URL('log/logger.js', dist).href) as Promise<typeof import('../src/log/logger.ts')>,
+    ]);
+    return { loadConfig: env.loadConfig, createKeyward: app.createKeyward, createLogger: log.createLogger };
+  }
+  const [env, app, log] = await Promise.all([import('../src/config/env.ts'), import('../src/app.ts'), import('../src/log/logger.ts')]);
+  return { loadConfig: env.loadConfig, createKeyward: app.createKeyward, createLogger: log.createLogger };
+}
+
+/**
+ * Builds the compiled runtime (`npm run build`) for the Keyward children of a bench and tells
+ * them to use it (BENCH_RUNTIME=dist), unless BENCH_RUNTIME=src asks for the sources under tsx.
+ * Returns which runtime the children run.
+ */
+export function buildRuntime(): 'dist' | 'src' {
+  if (process.env.BENCH_RUNTIME === 'src') return 'src';
+  execFileSync('npm', ['run', '--silent', 'build'], { cwd: fileURLToPath(new URL('..', import.meta.url)), stdio: ['ignore', 'ignore', 'inherit'] });
+  process.env.BENCH_RUNTIME = 'dist';
+  return 'dist';
 }
 
 // ---------------------------------------------------------------------------------------------
