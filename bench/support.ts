@@ -131,7 +131,7 @@ async function keywardModules(): Promise<{
  */
 export function buildRuntime(): 'dist' | 'src' {
   if (process.env.BENCH_RUNTIME === 'src') return 'src';
-  execFileSync('npm', ['run', '--silent', 'build'], { cwd: fileURLToPath(new URL('..', import.meta.url)), stdio: ['ignore', 'ignore', 'inherit'] });
+  execFileSync('npm', ['run', '--silent', 'build'], { cwd: fileURLToPath(new URL('..', import.meta.url)), stdio: 'pipe' });
   process.env.BENCH_RUNTIME = 'dist';
   return 'dist';
 }

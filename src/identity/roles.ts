@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache';
 import type { PrismaClient } from '../store/store.ts';
 import type { ChangeFeed } from '../store/changes.ts';
 import { Conflict, Invalid, NotFound } from '../domain/errors.ts';
@@ -52,6 +53,15 @@ interface CachedRole {
   resource: string | null;
 }
 
+/** The role map, and the permission sets computed from it (per audience and role list). */
+interface RoleCache {
+  roles: Map<string, CachedRole>;
+  permissions: LRUCache<string, ReadonlySet<string>>;
+}
+
+/** Distinct (audience, role list) pairs whose permission set is kept; a fleet has few. */
+const PERMISSION_SETS = 10_000;
+
 /**
  * Roles and their permissions; the role map is cached for the token endpoint.
  *
@@ -60,25 +70,28 @@ interface CachedRole {
  * where only global roles count.
  */
 export class RoleService {
-  #permissions: Promise<Map<string, CachedRole>> | undefined;
+  #cache: Promise<RoleCache> | undefined;
 
   constructor(
     private readonly prisma: PrismaClient,
     private readonly changes: ChangeFeed,
   ) {
     changes.subscribe((change) => {
-      if (change.kind === 'role') this.#permissions = undefined;
+      if (change.kind === 'role') this.#cache = undefined;
     });
   }
 
-  #roles(): Promise<Map<string, CachedRole>> {
-    if (!this.#permissions) {
+  #loaded(): Promise<RoleCache> {
+    if (!this.#cache) {
       const loading = this.prisma.role.findMany({ select: { name: true, permissions: true, resource: true } })
-        .then((rows) => new Map(rows.map((r) => [r.name, { permissions: r.permissions, resource: r.resource }])));
-      this.#permissions = loading;
-      loading.catch(() => { if (this.#permissions === loading) this.#permissions = undefined; });
+        .then((rows) => ({
+          roles: new Map(rows.map((r) => [r.name, { permissions: r.permissions, resource: r.resource }])),
+          permissions: new LRUCache<string, ReadonlySet<string>>({ max: PERMISSION_SETS }),
+        }));
+      this.#cache = loading;
+      loading.catch(() => { if (this.#cache === loading) this.#cache = undefined; });
     }
-    return this.#permissions;
+    return this.#cache;
   }
 
   /**
@@ -86,10 +99,17 @@ export class RoleService {
    * global roles and roles scoped to that API count; without one, every role counts (the
    * admin API's own checks, which name global roles only).
    */
-  async permissionsOf(roles: readonly string[], audience?: string): Promise<Set<string>> {
-    const counted = audience === undefined ? roles : await this.rolesFor(roles, audience);
-    const map = await this.#roles();
-    return new Set(counted.flatMap((role) => map.get(role)?.permissions ?? []));
+  async permissionsOf(roles: readonly string[], audience?: string): Promise<ReadonlySet<string>> {
+    const cache = await this.#loaded();
+    // Every token request asks this for its client's roles: computed once per role change.
+    const key = `${audience ?? ''}\n${roles.join('\n')}`;
+    let permitted = cache.permissions.get(key);
+    if (!permitted) {
+      const counted = audience === undefined ? roles : rolesScopedTo(cache.roles, roles, audience);
+      permitted = new Set(counted.flatMap((role) => cache.roles.get(role)?.permissions ?? []));
+      cache.permissions.set(key, permitted);
+    }
+    return permitted;
   }
 
   /**
@@ -97,11 +117,7 @@ export class RoleService {
    * Undefined `audience` (ID token, userinfo): the global roles only.
    */
   async rolesFor(roles: readonly string[], audience: string | undefined): Promise<string[]> {
-    const map = await this.#roles();
-    return roles.filter((role) => {
-      const scope = map.get(role)?.resource ?? null;
-      return scope === null || scope === audience;
-    });
+    return rolesScopedTo((await this.#loaded()).roles, roles, audience);
   }
 
   /** Creates the role when missing; leaves an existing one as the admin left it. */
@@ -188,4 +204,12 @@ export async function checkRoles(prisma: PrismaClient, roles: readonly string[])
   const found = await prisma.role.findMany({ where: { name: { in: [...roles] } }, select: { name: true } });
   const missing = [...new Set(roles)].filter((r) => !found.some((f) => f.name === r));
   if (missing.length) throw new Invalid(`unknown role(s): ${missing.join(', ')}`, { roles: `unknown: ${missing.join(', ')}` });
+}
+
+/** Of `roles`, the global ones and those scoped to `audience` (none scoped when it is undefined). */
+function rolesScopedTo(map: Map<string, CachedRole>, roles: readonly string[], audience: string | undefined): string[] {
+  return roles.filter((role) => {
+    const scope = map.get(role)?.resource ?? null;
+    return scope === null || scope === audience;
+  });
 }
