@@ -31,6 +31,10 @@ export function requestIdOf(ctx: { state?: unknown } | undefined): string | unde
  */
 let currentRequestId: () => string | undefined = () => undefined;
 
+export function readRequestIdsFrom(source: () => string | undefined): void {
+  currentRequestId = source;
+}
+
 /** ECS `http.request.id`, when there is an id. */
 export function requestIdField(id: string | undefined): { http?: { request: { id: string } } } {
   return id ? { http: { request: { id } } } : {};
@@ -39,10 +43,6 @@ export function requestIdField(id: string | undefined): { http?: { request: { id
 /** The fields naming the request of `ctx`, for lines written outside oidc-provider's routes. */
 export function requestFields(ctx: { state?: unknown } | undefined): { http?: { request: { id: string } } } {
   return requestIdField(requestIdOf(ctx));
-}
-
-export function readRequestIdsFrom(source: () => string | undefined): void {
-  currentRequestId = source;
 }
 
 /**
