@@ -168,7 +168,7 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
     // oidc-provider's Client objects, kept across requests and key rotations (client-instances.ts).
     const clientInstances = new ClientInstances((listener) => changes.subscribe((change) => {
       if (change.kind === 'client') listener(change.id);
-    }));
+    }), { max: config.clientCacheSize });
     const build = async () => {
       const jwks = providerJwks(await keys.loadUsable());
       const built = createProvider({

@@ -55,7 +55,7 @@ export async function createDomain(config: Config, store: Store, logger: Logger,
   };
   const { secrets, counts: rekeyed } = await prepareSealed(store.sql, kek, { rekey: options.rekey ?? false });
   const changes = new ChangeFeed(store.kind === 'postgres' ? store.sql : undefined, { logger, maxStalenessMs: config.cacheMaxStalenessMs });
-  const clients = new ClientService(store.prisma, new SecretHasher(secrets['client-secret-pepper']), changes, now, { allowPrivateJwksUri: config.allowPrivateJwksUri });
+  const clients = new ClientService(store.prisma, new SecretHasher(secrets['client-secret-pepper']), changes, now, { allowPrivateJwksUri: config.allowPrivateJwksUri, cacheSize: config.clientCacheSize });
   return {
     kek,
     secrets,

@@ -108,6 +108,7 @@ const schema = z.object({
   KEYWARD_DB_STATEMENT_TIMEOUT: duration.default(5_000),
   KEYWARD_DB_POOL_SIZE: z.coerce.number().int().min(2).max(200).default(10),
   KEYWARD_CACHE_MAX_STALENESS: duration.default(5 * 60_000),
+  KEYWARD_CLIENT_CACHE_SIZE: z.coerce.number().int().min(100).max(10_000_000).default(50_000),
   KEYWARD_FEDERATION_MAX_TOKEN_AGE: duration.default(3_600_000),
   KEYWARD_TLS_CERT_FILE: z.string().optional(),
   KEYWARD_TLS_KEY_FILE: z.string().optional(),
@@ -161,6 +162,12 @@ export interface Config {
   db: { connectTimeoutMs: number; statementTimeoutMs: number; poolSize: number };
   /** How long cached clients, roles and resources stay in use without word from the store (LISTEN down). */
   cacheMaxStalenessMs: number;
+  /**
+   * Clients whose records and oidc-provider Client objects are kept in memory (each cache an
+   * LRU). Above the number of clients active at once: clients taking turns in a fleet larger
+   * than an LRU miss on every request.
+   */
+  clientCacheSize: number;
   /** Oldest (by `iat`) an external token may be to authenticate a federated_jwt client. */
   federationMaxTokenAgeMs: number;
   /** KEYWARD_TLS_CERT_FILE/_KEY_FILE: the listener speaks HTTPS and asks (not requires) for a client certificate. */
@@ -260,6 +267,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     auditLogLevel: e.KEYWARD_AUDIT_LOG,
     db: { connectTimeoutMs: e.KEYWARD_DB_CONNECT_TIMEOUT, statementTimeoutMs: e.KEYWARD_DB_STATEMENT_TIMEOUT, poolSize: e.KEYWARD_DB_POOL_SIZE },
     cacheMaxStalenessMs: e.KEYWARD_CACHE_MAX_STALENESS,
+    clientCacheSize: e.KEYWARD_CLIENT_CACHE_SIZE,
     federationMaxTokenAgeMs: e.KEYWARD_FEDERATION_MAX_TOKEN_AGE,
     ...loadTls(e),
     clientCertHeader: e.KEYWARD_CLIENT_CERT_HEADER,

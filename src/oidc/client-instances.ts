@@ -1,6 +1,7 @@
 import { LRUCache } from 'lru-cache';
 import type { Client } from 'oidc-provider';
 import type { CacheStats } from '../identity/lookup-cache.ts';
+import { DEFAULT_CLIENT_CACHE_SIZE } from '../identity/clients/cache.ts';
 
 /** How a client-instance cache learns that a client changed: its id, or undefined for "all". */
 export type ClientChanges = (listener: (clientId: string | undefined) => void) => void;
@@ -91,7 +92,7 @@ export class ClientInstances {
   #misses = 0;
 
   constructor(changes: ClientChanges, options: ClientInstancesOptions = {}) {
-    this.#max = options.max ?? 10_000;
+    this.#max = options.max ?? DEFAULT_CLIENT_CACHE_SIZE;
     this.#warmMax = options.warmMax ?? this.#max;
     changes((clientId) => {
       this.#generation += 1;

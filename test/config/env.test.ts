@@ -169,6 +169,9 @@ describe('database timeouts and cache staleness (issue 11: fail fast, bounded st
     const config = loadConfig({ KEYWARD_DB_CONNECT_TIMEOUT: '1s', KEYWARD_DB_STATEMENT_TIMEOUT: '30s', KEYWARD_DB_POOL_SIZE: '4', KEYWARD_CACHE_MAX_STALENESS: '90s' });
     assert.deepEqual(config.db, { connectTimeoutMs: 1_000, statementTimeoutMs: 30_000, poolSize: 4 });
     assert.equal(config.cacheMaxStalenessMs, 90_000);
+    assert.equal(loadConfig({}).clientCacheSize, 50_000);
+    assert.equal(loadConfig({ KEYWARD_CLIENT_CACHE_SIZE: '200000' }).clientCacheSize, 200_000);
+    assertRejected({ KEYWARD_CLIENT_CACHE_SIZE: '10' }, 'KEYWARD_CLIENT_CACHE_SIZE', /100/);
     assertRejected({ KEYWARD_CACHE_MAX_STALENESS: 'forever' }, 'KEYWARD_CACHE_MAX_STALENESS', /duration/);
     assertRejected({ KEYWARD_DB_CONNECT_TIMEOUT: '2000' }, 'KEYWARD_DB_CONNECT_TIMEOUT', /duration/);
   });

@@ -49,6 +49,8 @@ export interface ClientPatch extends Partial<MetadataInput> {
 export interface ClientServiceOptions {
   /** KEYWARD_ALLOW_PRIVATE_JWKS_URI: a jwks_uri may name a private or loopback address. */
   allowPrivateJwksUri?: boolean;
+  /** KEYWARD_CLIENT_CACHE_SIZE: client records kept in memory (default 50,000). */
+  cacheSize?: number;
 }
 
 /** Refuses metadata that breaks a rule between fields, naming every field at fault. */
@@ -76,7 +78,7 @@ export class ClientService {
     now: () => Date,
     private readonly options: ClientServiceOptions = {},
   ) {
-    this.#records = new ClientRecordCache(prisma, changes);
+    this.#records = new ClientRecordCache(prisma, changes, options.cacheSize);
     this.#secrets = new ClientSecrets(prisma, hasher, changes, now);
   }
 
