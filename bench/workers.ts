@@ -1,8 +1,8 @@
 /**
  * KEYWARD_WORKERS (issue 13 §4): client-credentials tokens/s (ES256 JWT access tokens, 50
  * connections, wrk on the same machine) of Keyward with KEYWARD_WORKERS=1 against
- * KEYWARD_WORKERS=2, on PostgreSQL. Both deployments are real processes (`node --import tsx
- * src/main.ts`) on one scratch database and run side by side; wrk loads one, then the other,
+ * KEYWARD_WORKERS=2, on PostgreSQL. Both deployments are real processes (`node dist/main.js`
+ * after `npm run build`, as production runs; BENCH_RUNTIME=src: `node --import tsx src/main.ts`) on one scratch database and run side by side; wrk loads one, then the other,
  * the order swapped every run; medians of RUNS. Prints both, the factor, and the server CPU
  * (utime+stime of the primary and all its workers, from /proc).
  *
@@ -17,7 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { addressInUse, onFreshPort } from '../test/support/net.ts';
-import { BENCH_KEK, CLOCK_TICKS, cpuTicksOfAll, defaultScratchDatabase, median, processTree, stopChild } from './support.ts';
+import { BENCH_KEK, buildRuntime, CLOCK_TICKS, cpuTicksOfAll, defaultScratchDatabase, median, processTree, stopChild } from './support.ts';
 
 const RUNS = Number(process.env.RUNS ?? 3);
 const RUN_SECONDS = Number(process.env.RUN_SECONDS ?? 5);
@@ -56,7 +56,7 @@ async function start(workers: number, databaseUrl: string, dir: string): Promise
   return onFreshPort(async (port) => {
     const url = `http://127.0.0.1:${port}`;
     let output = '';
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    const child = spawn(process.execPath, runtime === 'dist' ? ['dist/main.js'] : ['--import', 'tsx', 'src/main.ts'], {
       cwd: ROOT,
       env: {
         PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', PORT: String(port), HOST: '127.0.0.1', ISSUER: url,
@@ -111,13 +111,15 @@ async function json(res: Response): Promise<Record<string, unknown>> {
   return body;
 }
 
+const runtime = buildRuntime();
+
 async function main(): Promise<void> {
   const database = await defaultScratchDatabase();
   let scratch: string | undefined;
   const servers: Server[] = [];
   try {
     scratch = await mkdtemp(path.join(os.tmpdir(), 'keyward-bench-workers-'));
-    console.log(`${os.cpus()[0]?.model ?? '?'}, ${os.cpus().length} cores, node ${process.version}; load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+    console.log(`${os.cpus()[0]?.model ?? '?'}, ${os.cpus().length} cores, node ${process.version}, Keyward ${runtime === 'dist' ? 'compiled' : 'under tsx'}; load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
     console.log(`client credentials ES256, ${CONNECTIONS} connections, wrk -t2 on the same machine; ${RUNS} runs of ${RUN_SECONDS} s, alternating`);
     servers.push(await start(1, database.url, scratch));
     servers.push(await start(WORKERS, database.url, scratch));
