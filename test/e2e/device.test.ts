@@ -57,6 +57,12 @@ async function enterCode(page: Page, code: string): Promise<void> {
   await page.waitForLoadState('load');
 }
 
+/** The device's verification_uri_complete, opened in the person's browser (the code is posted for them). */
+async function openCompleteUri(page: Page, uri: string): Promise<void> {
+  await page.goto(uri);
+  await page.waitForLoadState('load');
+}
+
 async function clickAndLoad(page: Page, name: string): Promise<void> {
   await Promise.all([page.waitForLoadState('load'), page.getByRole('button', { name }).click()]);
   await page.waitForLoadState('load');
@@ -126,8 +132,7 @@ test('RFC 8628 §3.3-3.5: the person types the code, confirms, signs in; the pol
 test('RFC 8628 §3.3.1: verification_uri_complete fills the code in but still asks; a third-party client then gets consent', async () => {
   const response = await oidc.initiateDeviceAuthorization(player, { scope: SCOPE });
   const { context, page } = await person();
-  await page.goto(response.verification_uri_complete!);
-  await page.waitForLoadState('load');
+  await openCompleteUri(page, response.verification_uri_complete!);
   // The auto-submitted code lands on the confirmation page naming the client: nothing approved yet.
   assert.equal(await page.locator('h1').innerText(), 'Connect this device?');
   assert.match(await page.locator('.lead').innerText(), /Acme Player/);
@@ -148,8 +153,7 @@ test('RFC 8628 §3.3.1: verification_uri_complete fills the code in but still as
 test('RFC 8628 §3.5: the approval belongs to the device: signing out of the browser that gave it, before the device polls, undoes nothing', async () => {
   const response = await oidc.initiateDeviceAuthorization(tv, { scope: SCOPE });
   const { context, page } = await person();
-  await page.goto(response.verification_uri_complete!);
-  await page.waitForLoadState('load');
+  await openCompleteUri(page, response.verification_uri_complete!);
   await clickAndLoad(page, 'Continue');
   await submitLogin(page, user.username, user.password);
   assert.equal(await page.locator('h1').innerText(), 'Device connected');
@@ -188,8 +192,7 @@ test('RFC 8628 §3.5 access_denied: the person denies at consent; the device is 
 test('RFC 8628 §3.5 access_denied: Cancel on the confirmation page denies without signing in', async () => {
   const response = await oidc.initiateDeviceAuthorization(tv, { scope: SCOPE });
   const { context, page } = await person();
-  await page.goto(response.verification_uri_complete!);
-  await page.waitForLoadState('load');
+  await openCompleteUri(page, response.verification_uri_complete!);
   await clickAndLoad(page, 'Cancel');
   assert.equal(await page.locator('h1').innerText(), 'Device not connected');
   assert.equal((await poll(tv, response.device_code)).json?.error, 'access_denied');
