@@ -7,10 +7,11 @@
  *   npm run bench:profile            # prints the tables; the .cpuprofile stays in bench/results/profiles/
  *   BENCH_AUDIT_LOG=info npm run bench:profile   # audit events as info log lines, as before issue 13 §1
  *   PROFILE_TARGET=baseline npm run bench:profile  # the bare oidc-provider of bench/suite.ts instead
+ *   PROFILE_CLIENTS=10000 npm run bench:profile    # that many clients, round-robin (the client-count curve)
  */
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +21,7 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const OUT = path.join(ROOT, 'bench', 'results', 'profiles');
 const SECONDS = Number(process.env.PROFILE_SECONDS ?? 15);
 const RESOURCE = 'https://api-es256.bench';
+const CLIENTS = Math.max(1, Number(process.env.PROFILE_CLIENTS ?? 1));
 
 interface Node {
   id: number;
@@ -39,7 +41,7 @@ function where(url: string): string {
     const rest = rel.slice(nm + '/node_modules/'.length).split('/');
     return rest[0]!.startsWith('@') ? `${rest[0]}/${rest[1]}` : rest[0]!;
   }
-  if (rel.includes('/src/')) return `keyward ${rel.slice(rel.indexOf('/src/') + 1).split('/').slice(0, 2).join('/')}`;
+  for (const root of ['/src/', '/dist/']) if (rel.includes(root)) return `keyward ${rel.slice(rel.indexOf(root) + 1).split('/').slice(0, 2).join('/')}`;
   if (rel.startsWith('node:') || rel === '') return rel || '(native/V8)';
   return path.basename(rel);
 }
@@ -72,30 +74,46 @@ async function main(): Promise<void> {
     const dir = path.join(OUT, new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19));
     await mkdir(dir, { recursive: true });
     const kind = process.env.PROFILE_TARGET === 'baseline' ? 'baseline' : 'keyward';
-    child = forkBench(new URL('suite.ts', import.meta.url), [`serve-${kind}`], { BENCH_DATABASE_URL: database.url, BENCH_CLIENTS: '1' }, ['--cpu-prof', `--cpu-prof-dir=${dir}`]);
+    child = forkBench(new URL('suite.ts', import.meta.url), [`serve-${kind}`], { BENCH_DATABASE_URL: database.url, BENCH_CLIENTS: String(CLIENTS) });
     const target = await firstMessage<{ url: string; clients: { id: string; secret: string }[] }>(child, `${kind} server`);
-    const c = target.clients[0]!;
+    const basic = (c: { id: string; secret: string }) => `Basic ${Buffer.from(`${encodeURIComponent(c.id)}:${encodeURIComponent(c.secret)}`).toString('base64')}`;
     const lua = path.join(os.tmpdir(), `keyward-profile-${process.pid}.lua`);
+    // Every client in turn, each wrk thread starting elsewhere in the list.
     await writeFile(lua, `wrk.method = "POST"\nwrk.body = "grant_type=client_credentials&scope=orders%3Aread&resource=${encodeURIComponent(RESOURCE)}"\n`
-      + `wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\nwrk.headers["Authorization"] = "Basic ${Buffer.from(`${encodeURIComponent(c.id)}:${encodeURIComponent(c.secret)}`).toString('base64')}"\n`);
+      + `wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\n`
+      + `local auths = {${target.clients.map((c) => `"${basic(c)}"`).join(',')}}\nlocal i = math.random(0, #auths - 1)\n`
+      + `function request()\n  i = i % #auths + 1\n  wrk.headers["Authorization"] = auths[i]\n  return wrk.format()\nend\n`);
+    if (CLIENTS > 1) execFileSync('wrk', ['-t2', '-c10', `-d${Math.ceil(CLIENTS / 500)}s`, '-s', lua, `${target.url}/token`], { stdio: 'ignore' });
     execFileSync('wrk', ['-t2', '-c10', '-d3s', '-s', lua, `${target.url}/token`], { stdio: 'ignore' });
+    const caches = async () => (await (await fetch(`${target.url}/metrics`)).text()).split('\n').filter((l) => l.startsWith('keyward_cache_'));
+    const cachesBefore = await caches();
+    // Only the measured load is profiled: not the start, the clients' creation or the warm-up.
+    child.send('profile-start');
     const before = await cpuTicks(child.pid!);
     const out = execFileSync('wrk', ['-t2', '-c10', `-d${SECONDS}s`, '-s', lua, `${target.url}/token`], { encoding: 'utf8' });
     const cpuSeconds = ((await cpuTicks(child.pid!)) - before) / CLOCK_TICKS;
     const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);
     console.log(out.split('\n').filter((l) => /Requests\/sec|Non-2xx|Latency/.test(l)).join('\n'));
     console.log(`server CPU ${cpuSeconds.toFixed(2)} s for ${requests} requests: ${Math.round(requests / cpuSeconds)} tokens per CPU-second (under the profiler)`);
+    if (kind === 'keyward') {
+      // Lookups during the profiled load, per cache and result: misses here are store round trips.
+      const before = new Map(cachesBefore.map((l) => [l.slice(0, l.lastIndexOf(' ')), Number(l.slice(l.lastIndexOf(' ') + 1))]));
+      for (const line of await caches()) {
+        const key = line.slice(0, line.lastIndexOf(' '));
+        const value = Number(line.slice(line.lastIndexOf(' ') + 1));
+        console.log(`${key} ${key.startsWith('keyward_cache_lookups') ? `+${value - (before.get(key) ?? 0)}` : value}`);
+      }
+    }
+    const file = path.join(dir, `${kind}.cpuprofile`);
+    child.send({ profileTo: file });
+    await firstMessage(child, `${kind} server (profile)`);
     child.send('exit');
     await once(child, 'exit');
-    // tsx's loader thread writes a profile of its own: the main thread's is the largest.
-    const files = await Promise.all((await readdir(dir)).filter((f) => f.endsWith('.cpuprofile')).map(async (f) => ({ f, size: (await stat(path.join(dir, f))).size })));
-    const file = files.sort((a, b) => b.size - a.size)[0]?.f;
-    if (!file) throw new Error('no .cpuprofile written');
-    const report = analyse(JSON.parse(await readFile(path.join(dir, file), 'utf8')) as Profile);
+    const report = analyse(JSON.parse(await readFile(file, 'utf8')) as Profile);
     await writeFile(path.join(dir, 'top.md'), report);
-    console.log(`\n${report}\nprofile: ${path.relative(ROOT, path.join(dir, file))} (open in Chrome DevTools or speedscope)`);
+    console.log(`\n${report}\nprofile: ${path.relative(ROOT, file)} (open in Chrome DevTools or speedscope)`);
   } finally {
-    // Stopped here only when something failed before its normal exit (then without a profile).
+    // Stopped here only when something failed before its normal exit.
     if (child) await stopChild(child);
     await database.drop();
   }

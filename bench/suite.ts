@@ -494,9 +494,22 @@ if (role === 'serve-keyward' || role === 'serve-baseline') {
     ? await serveKeyward(process.env.BENCH_DATABASE_URL!, Number(process.env.BENCH_CLIENTS ?? 1))
     : await serveBaseline();
   process.send!(target);
-  // bench/profile.ts asks for a normal exit, so that --cpu-prof writes its profile.
-  process.on('message', (message) => {
+  // bench/profile.ts profiles the load alone (not the setup): 'profile-start', then
+  // { profileTo: file }, answered 'profiled' once the .cpuprofile is written.
+  const { Session } = await import('node:inspector/promises');
+  const session = new Session();
+  process.on('message', (message: unknown) => {
     if (message === 'exit') process.exit(0);
+    if (message === 'profile-start') {
+      session.connect();
+      void session.post('Profiler.enable').then(() => session.post('Profiler.start'));
+    } else if (typeof message === 'object' && message && 'profileTo' in message) {
+      void session.post('Profiler.stop').then(async ({ profile }) => {
+        await writeFile(String(message.profileTo), JSON.stringify(profile));
+        session.disconnect();
+        process.send!('profiled');
+      });
+    }
   });
 } else {
   await main();

@@ -148,7 +148,7 @@ export function forkBench(script: string | URL, args: string[], env: NodeJS.Proc
   return fork(fileURLToPath(script), args, {
     execArgv: ['--import', 'tsx', ...execArgv],
     env: { ...process.env, ...env },
-    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    stdio: ['ignore', process.env.BENCH_CHILD_STDOUT ? 'inherit' : 'ignore', 'inherit', 'ipc'],
   });
 }
 

@@ -157,11 +157,14 @@ export class ChangeFeed {
     }
     await this.#flushUnsent();
     const probe = randomUUID();
+    // Awaited before it is sent: the LISTEN session may hear the probe before this one hears
+    // its NOTIFY complete, and a probe heard while not yet awaited would count as lost.
+    this.#awaiting = probe;
     try {
       await this.sql.notify(CHANNEL, JSON.stringify({ origin: this.#origin, probe }));
-      this.#awaiting = probe;
     } catch {
       // The database is away; the LISTEN connection will say so too.
+      if (this.#awaiting === probe) this.#awaiting = undefined;
     }
   }
 
