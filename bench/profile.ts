@@ -1,8 +1,9 @@
 /**
  * CPU profile of Keyward's client-credentials path (issue 13 §3): the suite's Keyward server
- * (PostgreSQL, roles, audit, caches, LOG_LEVEL=info) under `node --cpu-prof`, loaded with wrk
- * (ES256, 10 connections, one client) for PROFILE_SECONDS (default 15) after a warm-up, then
- * the profile's top functions by self time and the time per package.
+ * (PostgreSQL, roles, audit, caches, LOG_LEVEL=info), loaded with wrk (ES256, 10 connections,
+ * one client) for PROFILE_SECONDS (default 15) after a warm-up and profiled through the
+ * inspector during that load only; then the profile's top functions and packages by self time
+ * (per cent, µs per token) and the cache lookups of the load (misses are store round trips).
  *
  *   npm run bench:profile            # prints the tables; the .cpuprofile stays in bench/results/profiles/
  *   BENCH_AUDIT_LOG=info npm run bench:profile   # audit events as info log lines, as before issue 13 §1

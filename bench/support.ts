@@ -141,8 +141,8 @@ export function buildRuntime(): 'dist' | 'src' {
 
 /**
  * Forks the bench script `script` (its file: URL, as import.meta.url) under tsx with `args`,
- * this process's environment plus `env`, and `execArgv` after tsx's: stdout to /dev/null,
- * stderr inherited, an IPC channel.
+ * this process's environment plus `env`, and `execArgv` after tsx's: stdout to /dev/null
+ * (inherited with BENCH_CHILD_STDOUT=1, to read a server's log lines), stderr inherited, an IPC channel.
  */
 export function forkBench(script: string | URL, args: string[], env: NodeJS.ProcessEnv = {}, execArgv: string[] = []): ChildProcess {
   return fork(fileURLToPath(script), args, {
