@@ -150,7 +150,7 @@ export async function createKeyward(config: Config, options: KeywardOptions): Pr
     const cookieKeys = [secrets.cookies.toString('base64url')];
     const tokenAuditKey = secrets['audit-token'];
     // One list for the token endpoints (which add to it) and the admin API's verifier (which reads it).
-    const revocations = new RevokedTokens(store.prisma);
+    const revocations = new RevokedTokens(store.prisma, store.sql);
     const auditTrail = new AuditQuery(store.prisma);
     const adapter = oidcArtifactAdapters(store.prisma, now);
     const certificates = new ClientCertificates({ header: config.clientCertHeader, proxyHops: config.proxyHops, clientCa: config.clientCa, now });

@@ -1,5 +1,6 @@
 import type { PrismaClient } from './store.ts';
 import { deleteOlderThan } from './purge.ts';
+import type { Sql } from './sql.ts';
 
 /**
  * Revoked JWT access tokens by `jti`, in the store so every instance sees them. A row is kept
@@ -7,10 +8,14 @@ import { deleteOlderThan } from './purge.ts';
  * its own, so the list stays as small as the set of live revoked tokens.
  */
 export class RevokedTokens {
-  constructor(private readonly prisma: PrismaClient) {}
+  constructor(private readonly prisma: PrismaClient, private readonly sql: Sql) {}
 
+  /**
+   * Every verification asks this (introspection, the admin API): one indexed lookup in plain
+   * SQL, without Prisma's query compiler and result mapping in between.
+   */
   async isRevoked(jti: string): Promise<boolean> {
-    return (await this.prisma.revokedToken.findUnique({ where: { jti }, select: { jti: true } })) !== null;
+    return (await this.sql.query('SELECT 1 FROM revoked_tokens WHERE jti = $1', [jti])).length > 0;
   }
 
   /** Idempotent: revoking a revoked token again is not an error (RFC 7009 §2.2). */
