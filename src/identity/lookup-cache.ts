@@ -8,7 +8,7 @@ export interface CacheStats {
 }
 
 export interface LookupCacheOptions {
-  /** Most entries held; the least recently used goes first. */
+  /** Most entries held; the least recently used goes first. Absences are held apart, as many again at most. */
   max: number;
   /** How long "there is no such entry" is believed; unknown ids must not fill the cache. */
   absentTtlMs: number;
@@ -16,58 +16,78 @@ export interface LookupCacheOptions {
   now?: () => number;
 }
 
-/** Stands for a confirmed absence in the cache (lru-cache does not store `undefined`). */
-const ABSENT: object = Object.freeze({});
-
 /**
  * A bounded lookup cache over lru-cache: one load per key at a time (concurrent callers share
  * it), found values kept until invalidated or evicted, absences only for `absentTtlMs`. A failed
- * load is not cached.
+ * load is not cached, nor is one that overlapped an invalidation (it may have read what the
+ * change replaced). Absences live in an LRU of their own, so a flood of unknown keys (random
+ * client ids) evicts only other absences, never an entry that was found.
  */
 export class LookupCache<V extends object> {
-  readonly #lru: LRUCache<string, V | typeof ABSENT>;
+  readonly #found: LRUCache<string, V>;
+  readonly #absent: LRUCache<string, true>;
+  readonly #inflight = new Map<string, Promise<V | undefined>>();
+  /** Bumped by every invalidation: a load begun before one is answered but not kept. */
+  #generation = 0;
   #hits = 0;
   #misses = 0;
 
-  constructor(load: (key: string) => Promise<V | undefined>, private readonly options: LookupCacheOptions) {
-    this.#lru = new LRUCache<string, V | typeof ABSENT>({
+  constructor(private readonly load: (key: string) => Promise<V | undefined>, options: LookupCacheOptions) {
+    this.#found = new LRUCache<string, V>({ max: options.max });
+    this.#absent = new LRUCache<string, true>({
       max: options.max,
+      ttl: options.absentTtlMs,
       ...(options.now ? { perf: { now: options.now }, ttlResolution: 0 } : {}),
-      // An entry invalidated or evicted while its load is in flight is not stored when the load
-      // ends (lru-cache checks the slot still holds that load), but its callers get the result.
-      ignoreFetchAbort: true,
-      fetchMethod: async (key, _stale, { options: entry }) => {
-        const value = await load(key);
-        if (value !== undefined) return value;
-        entry.ttl = this.options.absentTtlMs;
-        return ABSENT;
-      },
     });
   }
 
-  async get(key: string): Promise<V | undefined> {
-    // The hot path: a held entry (lru-cache's `get` skips a load in flight and an expired absence).
-    const held = this.#lru.get(key);
+  get(key: string): Promise<V | undefined> {
+    // The hot path: a held entry, or a believed absence.
+    const held = this.#found.get(key);
     if (held !== undefined) {
       this.#hits += 1;
-      return held === ABSENT ? undefined : held as V;
+      return Promise.resolve(held);
     }
-    const status: LRUCache.Status<string, V | typeof ABSENT> = {};
-    const value = await this.#lru.fetch(key, { status });
-    if (status.fetch === 'hit' || status.fetch === 'inflight') this.#hits += 1;
-    else this.#misses += 1;
-    return value === ABSENT || value === undefined ? undefined : value as V;
+    if (this.#absent.get(key)) {
+      this.#hits += 1;
+      return Promise.resolve(undefined);
+    }
+    const running = this.#inflight.get(key);
+    if (running) {
+      this.#hits += 1;
+      return running;
+    }
+    this.#misses += 1;
+    const generation = this.#generation;
+    const loading = this.load(key).then((value) => {
+      if (generation === this.#generation) {
+        if (value === undefined) this.#absent.set(key, true);
+        else this.#found.set(key, value);
+      }
+      return value;
+    }).finally(() => {
+      if (this.#inflight.get(key) === loading) this.#inflight.delete(key);
+    });
+    this.#inflight.set(key, loading);
+    return loading;
   }
 
   invalidate(key: string): void {
-    this.#lru.delete(key);
+    this.#generation += 1;
+    this.#found.delete(key);
+    this.#absent.delete(key);
+    this.#inflight.delete(key);
   }
 
   clear(): void {
-    this.#lru.clear();
+    this.#generation += 1;
+    this.#found.clear();
+    this.#absent.clear();
+    this.#inflight.clear();
   }
 
+  /** `size` counts found entries and believed absences. */
   stats(): CacheStats {
-    return { hits: this.#hits, misses: this.#misses, size: this.#lru.size };
+    return { hits: this.#hits, misses: this.#misses, size: this.#found.size + this.#absent.size };
   }
 }

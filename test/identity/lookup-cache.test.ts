@@ -83,3 +83,33 @@ test('an entry invalidated while its load is in flight is not stored from that l
   assert.deepEqual(await first, { value: 'v1' }, 'the caller in flight gets its answer');
   assert.deepEqual(await cache.get('a'), { value: 'v2' }, 'the next lookup loads again');
 });
+
+test('a flood of unknown keys evicts only other absences: a found entry stays a hit', async () => {
+  const source = table({ known: 'K' });
+  const cache = new LookupCache(source.load, { max: 100, absentTtlMs: 60_000 });
+  assert.deepEqual(await cache.get('known'), { value: 'K' });
+  for (let i = 0; i < 5_000; i += 1) assert.equal(await cache.get(`random-${i}`), undefined);
+  assert.deepEqual(await cache.get('known'), { value: 'K' });
+  assert.equal(source.calls.filter((key) => key === 'known').length, 1, 'loaded once, never evicted by the flood');
+  assert.ok(cache.stats().size <= 101, `size ${cache.stats().size}`);
+});
+
+test('an absence loaded while its key is invalidated is not believed (a client registered mid-lookup is found at once)', async () => {
+  let release!: () => void;
+  const rows: Record<string, string> = {};
+  const cache = new LookupCache(async (key) => {
+    const seen = rows[key];
+    await new Promise<void>((resolve) => { release = resolve; });
+    return seen === undefined ? undefined : { value: seen };
+  }, { max: 10, absentTtlMs: 60_000 });
+  const first = cache.get('new');
+  await new Promise((resolve) => setImmediate(resolve));
+  rows.new = 'created';
+  cache.invalidate('new');
+  release();
+  assert.equal(await first, undefined, 'the caller in flight gets its answer');
+  const second = cache.get('new');
+  await new Promise((resolve) => setImmediate(resolve));
+  release();
+  assert.deepEqual(await second, { value: 'created' });
+});
