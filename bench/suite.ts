@@ -479,8 +479,10 @@ async function main(): Promise<void> {
     const json = { date: new Date().toISOString(), machine, runs: RUNS, runSeconds: RUN_SECONDS, rows, curve, rotation, samples: Object.fromEntries(samples), wallSeconds: Math.round((Date.now() - started) / 1000) };
     await writeFile(path.join(RESULTS, `${stamp}.json`), JSON.stringify(json, null, 2) + '\n');
     await writeFile(path.join(RESULTS, `${stamp}.md`), table);
-    await writeFile(path.join(RESULTS, 'latest.md'), table);
-    console.log(`results: bench/results/${stamp}.{json,md} (and latest.md); ${json.wallSeconds} s in all`);
+    // A partial run (BENCH_ONLY, CLIENT_COUNTS, BENCH_ROTATION=off) is an A/B, not the latest table.
+    const complete = !ONLY && process.env.CLIENT_COUNTS === undefined && process.env.BENCH_ROTATION !== 'off';
+    if (complete) await writeFile(path.join(RESULTS, 'latest.md'), table);
+    console.log(`results: bench/results/${stamp}.{json,md}${complete ? ' (and latest.md)' : ''}; ${json.wallSeconds} s in all`);
   } finally {
     for (const server of [keyward, baseline]) if (server) await stopChild(server.child);
     if (scratch) await rm(scratch, { recursive: true, force: true });
