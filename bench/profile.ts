@@ -80,7 +80,7 @@ async function main(): Promise<void> {
     const target = await firstMessage<{ url: string; clients: { id: string; secret: string }[] }>(child, `${kind} server`);
     const basic = (c: { id: string; secret: string }) => `Basic ${Buffer.from(`${encodeURIComponent(c.id)}:${encodeURIComponent(c.secret)}`).toString('base64')}`;
     const lua = path.join(os.tmpdir(), `keyward-profile-${process.pid}.lua`);
-    // Every client in turn, each wrk thread starting elsewhere in the list.
+    // Every client in turn (PROFILE_CLIENTS; one by default).
     await writeFile(lua, `wrk.method = "POST"\nwrk.body = "grant_type=client_credentials&scope=orders%3Aread&resource=${encodeURIComponent(RESOURCE)}"\n`
       + `wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\n`
       + `local auths = {${target.clients.map((c) => `"${basic(c)}"`).join(',')}}\nlocal i = math.random(0, #auths - 1)\n`
@@ -99,11 +99,11 @@ async function main(): Promise<void> {
     console.log(`server CPU ${cpuSeconds.toFixed(2)} s for ${requests} requests: ${Math.round(requests / cpuSeconds)} tokens per CPU-second (under the profiler)`);
     if (kind === 'keyward') {
       // Lookups during the profiled load, per cache and result: misses here are store round trips.
-      const before = new Map(cachesBefore.map((l) => [l.slice(0, l.lastIndexOf(' ')), Number(l.slice(l.lastIndexOf(' ') + 1))]));
+      const counted = new Map(cachesBefore.map((l) => [l.slice(0, l.lastIndexOf(' ')), Number(l.slice(l.lastIndexOf(' ') + 1))]));
       for (const line of await caches()) {
         const key = line.slice(0, line.lastIndexOf(' '));
         const value = Number(line.slice(line.lastIndexOf(' ') + 1));
-        console.log(`${key} ${key.startsWith('keyward_cache_lookups') ? `+${value - (before.get(key) ?? 0)}` : value}`);
+        console.log(`${key} ${key.startsWith('keyward_cache_lookups') ? `+${value - (counted.get(key) ?? 0)}` : value}`);
       }
     }
     const file = path.join(dir, `${kind}.cpuprofile`);
