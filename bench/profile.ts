@@ -87,7 +87,9 @@ async function main(): Promise<void> {
       + `function request()\n  i = i % #auths + 1\n  wrk.headers["Authorization"] = auths[i]\n  return wrk.format()\nend\n`);
     if (CLIENTS > 1) execFileSync('wrk', ['-t2', '-c10', `-d${Math.ceil(CLIENTS / 500)}s`, '-s', lua, `${target.url}/token`], { stdio: 'ignore' });
     execFileSync('wrk', ['-t2', '-c10', '-d3s', '-s', lua, `${target.url}/token`], { stdio: 'ignore' });
-    const caches = async () => (await (await fetch(`${target.url}/metrics`)).text()).split('\n').filter((l) => l.startsWith('keyward_cache_'));
+    // Keyward's cache series (`name{labels}` → value); the baseline has none.
+    const caches = async () => kind === 'baseline' ? new Map<string, number>() : new Map((await (await fetch(`${target.url}/metrics`)).text()).split('\n')
+      .filter((l) => l.startsWith('keyward_cache_')).map((l) => [l.slice(0, l.lastIndexOf(' ')), Number(l.slice(l.lastIndexOf(' ') + 1))] as const));
     const cachesBefore = await caches();
     // Only the measured load is profiled: not the start, the clients' creation or the warm-up.
     child.send('profile-start');
@@ -97,14 +99,9 @@ async function main(): Promise<void> {
     const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);
     console.log(out.split('\n').filter((l) => /Requests\/sec|Non-2xx|Latency/.test(l)).join('\n'));
     console.log(`server CPU ${cpuSeconds.toFixed(2)} s for ${requests} requests: ${Math.round(requests / cpuSeconds)} tokens per CPU-second (under the profiler)`);
-    if (kind === 'keyward') {
-      // Lookups during the profiled load, per cache and result: misses here are store round trips.
-      const counted = new Map(cachesBefore.map((l) => [l.slice(0, l.lastIndexOf(' ')), Number(l.slice(l.lastIndexOf(' ') + 1))]));
-      for (const line of await caches()) {
-        const key = line.slice(0, line.lastIndexOf(' '));
-        const value = Number(line.slice(line.lastIndexOf(' ') + 1));
-        console.log(`${key} ${key.startsWith('keyward_cache_lookups') ? `+${value - (counted.get(key) ?? 0)}` : value}`);
-      }
+    // Lookups during the profiled load, per cache and result (misses are store round trips), and entries held.
+    for (const [series, value] of await caches()) {
+      console.log(`${series} ${series.startsWith('keyward_cache_lookups') ? `+${value - (cachesBefore.get(series) ?? 0)}` : value}`);
     }
     const file = path.join(dir, `${kind}.cpuprofile`);
     child.send({ profileTo: file });
